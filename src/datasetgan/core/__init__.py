@@ -1,0 +1,1 @@
+"""Pieces shared by every stage: errors, atomic files, images, devices, progress."""

@@ -1,0 +1,22 @@
+"""Device selection with a clear error instead of a CUDA traceback."""
+
+from __future__ import annotations
+
+import torch
+
+from datasetgan.core.errors import UserError
+
+
+def resolve_device(name: str | None, flag: str = "--device") -> torch.device:
+    """``None``/``"auto"`` picks CUDA when present; ``"cuda"`` without a GPU is an error."""
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise UserError(f"{flag} {name!r}: not a device name (expected cpu, cuda or cuda:N)") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"{flag} {name}: no CUDA GPU is available on this machine; use {flag} cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(f"{flag} {name}: only {torch.cuda.device_count()} CUDA device(s) present")
+    return device
