@@ -27,10 +27,13 @@ def save_png(path: str | Path, array: np.ndarray, palette: Sequence[Sequence[int
     array = np.asarray(array)
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
-    image = Image.fromarray(array)
-    if palette is not None:
-        image = image.convert("P") if image.mode != "L" else Image.fromarray(array.astype(np.uint8), mode="L")
-        image = image.convert("P")
+    if palette is None:
+        image = Image.fromarray(array)
+    else:
+        if array.ndim != 2 or array.min(initial=0) < 0 or array.max(initial=0) > 255:
+            raise ValueError("save_png: an indexed PNG needs [H, W] class ids in 0..255")
+        ids = np.ascontiguousarray(array, dtype=np.uint8)
+        image = Image.frombytes("P", (ids.shape[1], ids.shape[0]), ids.tobytes())
         flat = [int(v) for rgb in palette for v in rgb]
         image.putpalette(flat + [0] * (768 - len(flat)))
     with atomic_path(path) as tmp:

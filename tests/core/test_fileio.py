@@ -1,0 +1,23 @@
+import pytest
+
+from datasetgan.core import fileio
+
+
+def test_atomic_path_leaves_nothing_on_error(tmp_path):
+    target = tmp_path / "out.json"
+    with pytest.raises(RuntimeError):
+        with fileio.atomic_path(target) as tmp:
+            tmp.write_text("partial")
+            raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_json_and_jsonl_roundtrip(tmp_path):
+    fileio.write_json(tmp_path / "a.json", {"x": 1})
+    assert (tmp_path / "a.json").read_text().strip().startswith("{")
+    path = tmp_path / "log.jsonl"
+    fileio.append_jsonl(path, {"i": 0})
+    fileio.append_jsonl(path, {"i": 1})
+    with open(path, "a") as f:
+        f.write('{"i": 2')  # torn last line, as after a crash
+    assert fileio.read_jsonl(path) == [{"i": 0}, {"i": 1}]
