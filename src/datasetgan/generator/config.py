@@ -1,0 +1,98 @@
+"""The generator's architecture as one frozen dataclass.
+
+Field names follow NVIDIA's ``Generator`` init kwargs (stylegan2-ada-pytorch
+``training/networks.py``), flattened: ``mapping_kwargs.num_layers`` is
+``mapping_layers``, ``mapping_kwargs.lr_multiplier`` is
+``mapping_lr_multiplier`` and the ``synthesis_kwargs`` keep their names.
+Defaults are NVIDIA's defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Literal, Mapping
+
+from datasetgan.core.config import build_config, config_to_dict
+from datasetgan.core.errors import UserError
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Everything needed to build a StyleGAN2 ``Generator`` (weights aside)."""
+
+    z_dim: int = 512                    # input latent size (0 = no z, needs c_dim > 0)
+    c_dim: int = 0                      # conditioning label size (0 = unconditional)
+    w_dim: int = 512                    # intermediate latent size
+    img_resolution: int = 256           # output side, a power of two >= 4
+    img_channels: int = 3               # output colour channels
+    mapping_layers: int = 8             # depth of the mapping MLP
+    channel_base: int = 32768           # channels at resolution r: min(channel_base // r, channel_max)
+    channel_max: int = 512
+    num_fp16_res: int = 0               # the N highest resolutions run in fp16 (on CUDA)
+    conv_clamp: float | None = None     # clamp conv outputs to +-X (NVIDIA uses 256 with fp16)
+    architecture: Literal["orig", "skip", "resnet"] = "skip"
+    embed_features: int | None = None   # label embedding size (None = w_dim)
+    layer_features: int | None = None   # mapping hidden size (None = w_dim)
+    mapping_lr_multiplier: float = 0.01
+    w_avg_beta: float | None = 0.995    # decay of the tracked mean w (None = not tracked)
+    use_noise: bool = True
+    resample_filter: tuple[int, ...] = (1, 3, 3, 1)
+
+    def __post_init__(self) -> None:
+        r = self.img_resolution
+        if not isinstance(r, int) or r < 4 or r & (r - 1) != 0:
+            raise UserError(f"img_resolution: expected a power of two >= 4, got {r!r}")
+        for name in ("w_dim", "img_channels", "mapping_layers", "channel_base", "channel_max"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise UserError(f"{name}: expected a positive integer, got {value!r}")
+        if self.z_dim < 0 or self.c_dim < 0 or self.z_dim + self.c_dim == 0:
+            raise UserError(f"z_dim={self.z_dim}, c_dim={self.c_dim}: need z_dim > 0 or c_dim > 0")
+        if self.num_fp16_res < 0:
+            raise UserError(f"num_fp16_res: expected >= 0, got {self.num_fp16_res}")
+        if min(self.channel_base // r, self.channel_max) < 1:
+            raise UserError(f"channel_base={self.channel_base}: gives 0 channels at {r}x{r}")
+        if len(self.resample_filter) == 0:
+            raise UserError("resample_filter: must not be empty")
+
+    # Derived quantities -------------------------------------------------
+
+    @property
+    def block_resolutions(self) -> tuple[int, ...]:
+        """4, 8, ..., img_resolution."""
+        return tuple(2 ** i for i in range(2, int(math.log2(self.img_resolution)) + 1))
+
+    def channels_at(self, resolution: int) -> int:
+        """Feature channels of the block at ``resolution`` (NVIDIA's formula)."""
+        return min(self.channel_base // resolution, self.channel_max)
+
+    @property
+    def fp16_resolution(self) -> int:
+        """Blocks at this resolution and above use fp16 (never the 4x4 block)."""
+        return max(2 ** (int(math.log2(self.img_resolution)) + 1 - self.num_fp16_res), 8)
+
+    @property
+    def num_ws(self) -> int:
+        """Number of w vectors synthesis takes: one per conv, plus the last toRGB."""
+        return 2 * len(self.block_resolutions)  # 1 conv at 4x4, 2 per later block, +1 toRGB
+
+    # Serialisation ------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return config_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> "GeneratorConfig":
+        """Inverse of ``to_dict``; unknown keys or wrong types raise ``UserError``
+        (prefixed with ``source``, e.g. the file the dict came from)."""
+        try:
+            return build_config(cls, dict(data))
+        except UserError as exc:
+            if source is None:
+                raise
+            raise UserError(f"{source}: {exc}") from None
+
+
+CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(GeneratorConfig))
