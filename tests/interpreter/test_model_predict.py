@@ -1,0 +1,74 @@
+"""Ensemble model, fast vs straightforward prediction, keypoint decoding."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from datasetgan.interpreter.keypoints import decode_heatmaps, gaussian_targets
+from datasetgan.interpreter.model import EnsembleConfig, EnsembleMLP, reference_hidden
+from datasetgan.interpreter.predict import predict, predict_straightforward
+
+
+def _model(d: int, c: int, members: int = 3) -> EnsembleMLP:
+    g = torch.Generator().manual_seed(0)
+    model = EnsembleMLP(EnsembleConfig(d, c, members, reference_hidden(c)), generator=g)
+    with torch.no_grad():  # non-trivial BatchNorm statistics and larger weights
+        for name, p in model.named_parameters():
+            if name.startswith("w"):
+                p.normal_(0, 0.3, generator=g)
+        model.bn1_mean.uniform_(0, 1, generator=g)
+        model.bn1_var.uniform_(0.5, 2, generator=g)
+        model.bn2_mean.uniform_(0, 1, generator=g)
+        model.bn2_var.uniform_(0.5, 2, generator=g)
+    return model.eval()
+
+
+def _maps(n=2):
+    g = torch.Generator().manual_seed(1)
+    return [torch.randn(n, c, r, r, generator=g) for c, r in [(6, 4), (5, 8), (4, 16), (3, 32)]]
+
+
+def test_reference_hidden_widths():
+    assert reference_hidden(6) == (128, 32)
+    assert reference_hidden(34) == (256, 128)
+
+
+def test_members_are_independent():
+    model = _model(10, 4, members=3).train()
+    x = torch.randn(3, 64, 10)
+    out = model(x)
+    out[1].sum().backward()
+    assert model.w1.grad[0].abs().sum() == 0 and model.w1.grad[1].abs().sum() > 0
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+def test_fast_equals_straightforward_segmentation(mode):
+    maps = _maps()
+    model = _model(18, 5)
+    fast = predict(model, maps, 32, mode, max_chunk_bytes=2 * 32 * 32 * 128 * 4)  # chunked members
+    slow = predict_straightforward(model, maps, 32, mode)
+    assert (fast.labels == slow.labels).float().mean() >= 0.999
+    torch.testing.assert_close(fast.uncertainty, slow.uncertainty, atol=1e-4, rtol=1e-3)
+    assert fast.labels.shape == (2, 32, 32) and fast.scores.shape == (2,)
+    assert (fast.uncertainty >= 0).all()
+
+
+def test_fast_equals_straightforward_keypoints():
+    maps = _maps()
+    model = _model(18, 3)
+    fast = predict(model, maps, 32, task="keypoints")
+    slow = predict_straightforward(model, maps, 32, task="keypoints")
+    torch.testing.assert_close(fast.heatmaps, slow.heatmaps, atol=1e-4, rtol=1e-4)
+    assert fast.keypoints.shape == (2, 3, 3)
+
+
+def test_decode_recovers_subpixel_peak():
+    kp = torch.tensor([[[10.3, 20.7], [0.0, 5.0]]])  # [1, K=2, 2]
+    ys, xs = torch.meshgrid(torch.arange(32), torch.arange(40), indexing="ij")
+    t = gaussian_targets(kp.expand(32 * 40, 2, 2), ys.reshape(-1), xs.reshape(-1), sigma=2.0)
+    heat = t.t().reshape(1, 2, 32, 40)
+    heat[0, 1] *= 0.2  # a weak peak counts as not visible
+    out = decode_heatmaps(heat, 0.5)
+    assert abs(out[0, 0, 0] - 10.3) < 0.1 and abs(out[0, 0, 1] - 20.7) < 0.1
+    assert out[0, 0, 2] == 1 and out[0, 1, 2] == 0
