@@ -1,0 +1,409 @@
+"""The training loop: ``train(cfg) -> run folder``.
+
+One step = NVIDIA's four phases on one global batch: ``Gmain``, ``Greg`` (every
+``pl_interval`` steps, if ``pl_weight > 0``), ``Dmain``, ``Dreg`` (R1 every
+``r1_interval`` steps), then the G_ema update and, every ``ada_interval``
+steps, the ADA ``p`` update. Nothing in a step waits for the GPU: losses stay
+on the device until the end of a tick (one sync per tick).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from datasetgan.core.config import config_to_dict
+from datasetgan.core.devices import resolve_device
+from datasetgan.core.errors import UserError
+from datasetgan.core.fileio import append_jsonl, write_json
+from datasetgan.core.images import grid, save_png, to_uint8
+from datasetgan.gan_training import checkpoint as ckpt
+from datasetgan.gan_training import distributed as ddp
+from datasetgan.gan_training.augment import AdaController, AdaptiveAugment, build_augment
+from datasetgan.gan_training.config import (TrainConfig, check_config, discriminator_config,
+                                            generator_config, resolve)
+from datasetgan.gan_training.dataset import BatchSource, DataOrder, ImageDataset, load_dataset
+from datasetgan.gan_training.discriminator import Discriminator
+from datasetgan.gan_training.losses import LossContext, d_main, d_r1, g_main, g_pl
+from datasetgan.generator import Generator, z_from_seeds
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Raised after SIGINT/SIGTERM once a resumable snapshot has been written."""
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM set a flag; the loop finishes its step, snapshots and stops.
+
+    A second SIGINT while the first is being handled interrupts at once.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, object] = {}
+
+    def _handler(self, signum, frame):
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def make_optimizer(module: torch.nn.Module, cfg: TrainConfig, reg_interval: int | None,
+                   device: torch.device) -> torch.optim.Adam:
+    """Adam with NVIDIA's lazy-regularisation compensation of lr and betas."""
+    lr, b1, b2 = cfg.lr, cfg.beta1, cfg.beta2
+    if reg_interval:
+        ratio = reg_interval / (reg_interval + 1)
+        lr, b1, b2 = lr * ratio, b1 ** ratio, b2 ** ratio
+    kwargs = {"foreach": True} if device.type != "cuda" else {"fused": True}
+    return torch.optim.Adam(module.parameters(), lr=lr, betas=(b1, b2), eps=cfg.eps, **kwargs)
+
+
+def _autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
+    if cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return None
+
+
+def build_networks(cfg: TrainConfig, device: torch.device) -> tuple[Generator, Generator, Discriminator]:
+    """Fresh G, G_ema (a frozen copy) and D, seeded by ``cfg.seed``."""
+    torch.manual_seed(cfg.seed)
+    G = Generator(generator_config(cfg)).train().requires_grad_(False).to(device)
+    D = Discriminator(discriminator_config(cfg)).train().requires_grad_(False).to(device)
+    G_ema = copy.deepcopy(G).eval()
+    return G, G_ema, D
+
+
+def _ema_update(G_ema: Generator, G: Generator, beta: float) -> None:
+    with torch.no_grad():
+        ema_p = list(G_ema.parameters())
+        torch._foreach_lerp_(ema_p, list(G.parameters()), 1.0 - beta)
+        for b_ema, b in zip(G_ema.buffers(), G.buffers()):
+            b_ema.copy_(b)
+
+
+def _nan_to_num_grads(params: list[torch.nn.Parameter]) -> None:
+    for p in params:
+        if p.grad is not None:
+            torch.nan_to_num_(p.grad, nan=0.0, posinf=1e5, neginf=-1e5)
+
+
+def save_grid(G_ema: Generator, z: torch.Tensor, path: Path, batch: int = 32) -> None:
+    """Render ``z [N, z_dim]`` with G_ema (constant noise) into one contact sheet."""
+    with torch.no_grad():
+        imgs = [to_uint8(G_ema(zb, noise_mode="const")) for zb in z.split(batch)]
+    save_png(path, grid(list(np.concatenate(imgs)), columns=min(8, z.shape[0])))
+
+
+def default_run_name(cfg: TrainConfig) -> str:
+    stem = Path(cfg.data.rstrip("/")).stem or "data"
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stem)[:40]
+    return cfg.name or f"{safe}-{cfg.resolution}"
+
+
+def train(cfg: TrainConfig, resume: Path | None = None, quiet: bool = False,
+          dataset: ImageDataset | None = None) -> Path:
+    """Train a StyleGAN2 as ``cfg`` says; return the run folder.
+
+    ``resume`` is a snapshot folder (see ``checkpoint.find_resume``); its run
+    folder is continued. Raises ``TrainingInterrupted`` after writing a
+    snapshot when SIGINT/SIGTERM arrives.
+    """
+    info = ddp.init_distributed(cfg.device)
+    try:
+        with _StopFlag() as stop:
+            return _train(cfg, resume, quiet or not info.is_main, dataset, info, stop)
+    finally:
+        ddp.shutdown(info)
+
+
+def _train(cfg: TrainConfig, resume: Path | None, quiet: bool, dataset: ImageDataset | None,
+           info: ddp.DistInfo, stop: _StopFlag) -> Path:
+    check_config(cfg, info.world_size)
+    cfg = resolve(cfg)
+    device = resolve_device(cfg.device) if not info.enabled or cfg.device == "cpu" else (
+        torch.device("cuda", info.local_rank) if torch.cuda.is_available() else torch.device("cpu"))
+    log = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
+
+    state = ckpt.read_state(resume) if resume is not None else None
+    if dataset is None:
+        dataset = load_dataset(cfg.data, cfg.resolution, workers=cfg.workers, quiet=quiet)
+    if dataset.resolution != cfg.resolution:
+        raise UserError(f"--data: images are {dataset.resolution}px, expected {cfg.resolution}px")
+    if dataset.skipped:
+        log(f"train-gan: skipped {len(dataset.skipped)} unreadable file(s) in {cfg.data}, "
+            f"e.g. {', '.join(dataset.skipped[:3])}")
+    log(f"train-gan: {len(dataset)} images from {cfg.data}" + (" (x2 mirrored)" if cfg.mirror else ""))
+
+    # Run folder: a resumed run continues in the snapshot's run folder.
+    if info.is_main:
+        run_dir = resume.parent.parent if resume is not None else ckpt.new_run_dir(cfg.out, default_run_name(cfg))
+    else:
+        run_dir = None
+    run_dir = Path(ddp.broadcast_object(str(run_dir) if run_dir else None, info))
+    options = {**config_to_dict(cfg), "world_size": info.world_size,
+               "num_images": len(dataset), "skipped_files": len(dataset.skipped)}
+    if info.is_main:
+        write_json(run_dir / "training_options.json", options)
+
+    # Networks, optimisers, augmentation.
+    G, G_ema, D = build_networks(cfg, device)
+    if cfg.channels_last and device.type == "cuda":
+        D = D.to(memory_format=torch.channels_last)
+    g_reg = cfg.pl_interval if cfg.pl_weight > 0 else None
+    opt_G = make_optimizer(G, cfg, g_reg, device)
+    opt_D = make_optimizer(D, cfg, cfg.r1_interval if cfg.gamma > 0 else None, device)
+    augment = build_augment(cfg.aug, cfg.aug_p)
+    if augment is not None:
+        augment = augment.to(device)
+    ada = AdaController(augment, cfg.ada_target, cfg.ada_interval, cfg.ada_kimg) \
+        if isinstance(augment, AdaptiveAugment) and cfg.ada_target > 0 else None
+    pl_mean = torch.zeros([], device=device)
+
+    cur_nimg, step, tick = 0, 0, 0
+    order = DataOrder(len(dataset), cfg.seed, cfg.mirror)
+    if state is not None:
+        cur_nimg, step, tick = _load_snapshot(resume, state, G, G_ema, D, opt_G, opt_D, augment, ada, pl_mean,
+                                              order, info, device)
+        log(f"train-gan: resumed from {resume} at kimg {cur_nimg / 1000:.3f} (step {step})")
+    else:
+        ddp.broadcast_module(G, info)
+        ddp.broadcast_module(D, info)
+        G_ema.load_state_dict(G.state_dict())
+        # Per-process training randomness (z, noise, augmentation), distinct per rank.
+        torch.manual_seed(cfg.seed * 1000 + 1 + info.rank)
+    ctx = LossContext(G=G, D=torch.compile(D) if cfg.compile else D, D_eager=D, augment=augment, ada=ada,
+                      r1_gamma=cfg.gamma, style_mixing=cfg.style_mixing, pl_weight=cfg.pl_weight,
+                      pl_batch_shrink=cfg.pl_batch_shrink, pl_decay=cfg.pl_decay,
+                      autocast_dtype=_autocast_dtype(cfg, device),
+                      channels_last=cfg.channels_last and device.type == "cuda", pl_mean=pl_mean)
+    source = BatchSource(dataset, device)
+    per_rank = cfg.batch // info.world_size
+    chunk = cfg.batch_gpu or per_rank
+    n_chunks = per_rank // chunk
+    grid_z = z_from_seeds(list(range(cfg.grid_size)), G.z_dim).to(device)
+
+    if info.is_main and state is None:
+        reals = source(DataOrder(len(dataset), cfg.seed + 1).next(min(cfg.grid_size, len(dataset))))
+        save_png(run_dir / "reals.png", grid(list(to_uint8(reals)), columns=min(8, cfg.grid_size)))
+        save_grid(G_ema, grid_z, run_dir / f"fakes-kimg{cur_nimg / 1000:010.3f}.png")
+
+    total_nimg = int(round(cfg.kimg * 1000))
+    tick_nimg = max(int(cfg.tick_kimg * 1000), 1)
+    tick_start_nimg, tick_start_time = cur_nimg, time.time()
+    stats: dict[str, list[torch.Tensor]] = {}
+    g_params, d_params = list(G.parameters()), list(D.parameters())
+    check_stop_every = 4 if info.enabled else 1
+    log(f"train-gan: run folder {run_dir}; training to {cfg.kimg:g} kimg, batch {cfg.batch}, device {device}")
+
+    def add(name: str, value: torch.Tensor) -> None:
+        stats.setdefault(name, []).append(value)
+
+    def snapshot(reason: str) -> Path:
+        return _save_snapshot(run_dir, cur_nimg, step, tick, cfg, options, G, G_ema, D, opt_G, opt_D,
+                              augment, ada, pl_mean, order, info, device, reason)
+
+    while cur_nimg < total_nimg:
+        # ---- one step --------------------------------------------------------------------
+        idx = order.next(cfg.batch)[info.rank * per_rank:(info.rank + 1) * per_rank]
+        real = source(idx, channels_last=ctx.channels_last)
+        z_g = torch.randn([per_rank, G.z_dim], device=device)
+        z_d = torch.randn([per_rank, G.z_dim], device=device)
+
+        G.requires_grad_(True)
+        opt_G.zero_grad(set_to_none=True)
+        for zc in z_g.split(chunk):
+            add("Loss/G/loss", g_main(ctx, zc, gain=1 / n_chunks))
+        _step(opt_G, g_params, info)
+        if g_reg and step % g_reg == 0:
+            opt_G.zero_grad(set_to_none=True)
+            for zc in torch.randn_like(z_g).split(chunk):
+                add("Loss/pl_penalty", g_pl(ctx, zc, gain=g_reg / n_chunks))
+            _step(opt_G, g_params, info)
+        G.requires_grad_(False)
+
+        D.requires_grad_(True)
+        opt_D.zero_grad(set_to_none=True)
+        for rc, zc in zip(real.split(chunk), z_d.split(chunk)):
+            lf, lr = d_main(ctx, rc, zc, gain=1 / n_chunks)
+            add("Loss/D/fake", lf)
+            add("Loss/D/real", lr)
+        _step(opt_D, d_params, info)
+        if cfg.gamma > 0 and step % cfg.r1_interval == 0:
+            opt_D.zero_grad(set_to_none=True)
+            for rc in real.split(chunk):
+                add("Loss/r1_penalty", d_r1(ctx, rc, gain=cfg.r1_interval / n_chunks))
+            _step(opt_D, d_params, info)
+        D.requires_grad_(False)
+
+        cur_nimg += cfg.batch
+        step += 1
+        ema_nimg = cfg.ema_kimg * 1000
+        if cfg.ema_rampup:
+            ema_nimg = min(ema_nimg, cur_nimg * cfg.ema_rampup)
+        _ema_update(G_ema, G, 0.5 ** (cfg.batch / max(ema_nimg, 1e-8)))
+        if ada is not None and step % cfg.ada_interval == 0:
+            ada.update(cfg.batch, reduce=lambda t: ddp.all_reduce_sum(t, info))
+
+        # ---- bookkeeping -----------------------------------------------------------------
+        done = cur_nimg >= total_nimg
+        stopping = False
+        if step % check_stop_every == 0 or done:
+            flag = torch.tensor([1.0 if stop.signum is not None else 0.0])
+            stopping = bool(ddp.all_reduce_sum(flag, info).item() > 0) if info.enabled else stop.signum is not None
+        if not (done or stopping or cur_nimg >= tick_start_nimg + tick_nimg):
+            continue
+        tick += 1
+        now = time.time()
+        record = _tick_record(stats, tick, cur_nimg, step, now - tick_start_time, cur_nimg - tick_start_nimg,
+                              augment, info)
+        stats.clear()
+        tick_start_nimg, tick_start_time = cur_nimg, now
+        if info.is_main:
+            append_jsonl(run_dir / "stats.jsonl", record)
+            log(_format_tick(record))
+        if info.is_main and (done or stopping or tick % cfg.image_ticks == 0):
+            save_grid(G_ema, grid_z, run_dir / f"fakes-kimg{cur_nimg / 1000:010.3f}.png")
+        if done or stopping or tick % cfg.snap_ticks == 0:
+            path = snapshot("signal" if stopping else "end" if done else "periodic")
+            if info.is_main:
+                log(f"train-gan: snapshot {path}")
+                ckpt.prune_snapshots(run_dir, cfg.keep_snapshots)
+            if done and info.is_main and cfg.metrics != "none":
+                from datasetgan.gan_training.metrics import report_metrics
+                report_metrics(cfg, G_ema, dataset, run_dir, path, device, log)
+        if stopping:
+            name = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}.get(stop.signum, "a signal")
+            log(f"train-gan: stopped by {name}; resumable checkpoint {path} "
+                f"(continue with --resume {path} or --resume latest)")
+            raise TrainingInterrupted(str(path))
+        # Tick timing should not include snapshot and grid writing.
+        tick_start_time = time.time()
+    return run_dir
+
+
+def _step(opt: torch.optim.Optimizer, params: list[torch.nn.Parameter], info: ddp.DistInfo) -> None:
+    ddp.all_reduce_grads(params, info)
+    _nan_to_num_grads(params)
+    opt.step()
+
+
+def _tick_record(stats, tick, cur_nimg, step, seconds, nimg, augment, info) -> dict:
+    """Means of this tick's device scalars, synced once (and averaged over processes)."""
+    names = sorted(stats)
+    means = torch.stack([torch.stack([v.float() for v in stats[n]]).mean() for n in names]) if names else None
+    if means is not None:
+        means = means.cpu()
+        if info.enabled:
+            ddp.all_reduce_sum(means, info)
+            means /= info.world_size
+    record = {"tick": tick, "kimg": round(cur_nimg / 1000, 3), "step": step,
+              "sec_per_tick": round(seconds, 3),
+              "sec_per_kimg": round(seconds / max(nimg / 1000, 1e-9), 4),
+              "img_per_sec": round(nimg / max(seconds, 1e-9), 1),
+              "augment_p": round(float(augment.p) if isinstance(augment, AdaptiveAugment) else 0.0, 5),
+              "time": time.time()}
+    if means is not None:
+        record.update({n: round(float(m), 5) for n, m in zip(names, means)})
+    if torch.cuda.is_available():
+        record["gpu_mem_gb"] = round(torch.cuda.max_memory_allocated() / 2 ** 30, 2)
+    return record
+
+
+def _format_tick(r: dict) -> str:
+    losses = " ".join(f"{k.split('/', 1)[1]} {v:.3f}" for k, v in r.items() if k.startswith("Loss/"))
+    return (f"tick {r['tick']:<4d} kimg {r['kimg']:<9.3f} {r['sec_per_kimg']:.2f} s/kimg "
+            f"{r['img_per_sec']:.0f} img/s  p {r['augment_p']:.3f}  {losses}")
+
+
+def _save_snapshot(run_dir, cur_nimg, step, tick, cfg, options, G, G_ema, D, opt_G, opt_D, augment, ada,
+                   pl_mean, order, info, device, reason) -> Path:
+    name = ckpt.snapshot_name(cur_nimg)
+    tmp = ckpt.temp_snapshot_dir(run_dir, name)
+    if info.is_main:
+        tmp.mkdir(parents=True, exist_ok=True)
+    ddp.barrier(info)
+    if not info.is_main:
+        ckpt.save_rng(tmp / f"rng-rank{info.rank}.safetensors", device)
+    ddp.barrier(info)
+    path = run_dir / "snapshots" / name
+    if info.is_main:
+        g_t, g_meta = ckpt.optimizer_tensors("G", opt_G)
+        d_t, d_meta = ckpt.optimizer_tensors("D", opt_D)
+        tensors = {**g_t, **d_t, "pl_mean": pl_mean.detach().cpu().reshape(1)}
+        if ada is not None:
+            tensors["ada_sign_sum"] = ada.sign_sum.detach().cpu().reshape(1)
+            tensors["ada_count"] = ada.count.detach().cpu().reshape(1)
+        if isinstance(augment, AdaptiveAugment):
+            tensors["augment_p"] = augment.p.detach().cpu().reshape(1)
+        state = {"cur_nimg": cur_nimg, "kimg": cur_nimg / 1000, "step": step, "tick": tick,
+                 "data_order": order.state(), "reason": reason, "world_size": info.world_size,
+                 "augment_p": float(augment.p) if isinstance(augment, AdaptiveAugment) else None,
+                 "optim": {"G": g_meta, "D": d_meta}, "options": options,
+                 "torch_version": torch.__version__}
+        ckpt.write_snapshot(run_dir, name, {"G_ema": G_ema, "G": G, "D": D}, tensors, state,
+                            rng_files={0: ckpt.rng_state(device)}, tmp=tmp)
+    ddp.barrier(info)
+    return path
+
+
+def _load_snapshot(snapshot: Path, state: dict, G, G_ema, D, opt_G, opt_D, augment, ada, pl_mean, order,
+                   info, device) -> tuple[int, int, int]:
+    from safetensors.torch import load_file
+
+    from datasetgan.core.errors import CheckpointError
+    from datasetgan.generator.own_format import read_weights
+
+    for key, net in (("G", G), ("G_ema", G_ema)):
+        tensors = read_weights(snapshot / key / "model.safetensors")
+        _load_checked(net, tensors, snapshot / key)
+    d_tensors = read_weights(snapshot / "D" / "model.safetensors")
+    _load_checked(D, d_tensors, snapshot / "D")
+    opt = load_file(str(snapshot / "optim.safetensors"), device=str(device))
+    ckpt.load_optimizer(opt_G, "G", opt, state["optim"]["G"], snapshot)
+    ckpt.load_optimizer(opt_D, "D", opt, state["optim"]["D"], snapshot)
+    pl_mean.copy_(opt["pl_mean"].reshape([]))
+    if isinstance(augment, AdaptiveAugment) and "augment_p" in opt:
+        augment.p.copy_(opt["augment_p"].reshape([]))
+    if ada is not None and "ada_sign_sum" in opt:
+        ada.sign_sum.copy_(opt["ada_sign_sum"].reshape([]))
+        ada.count.copy_(opt["ada_count"].reshape([]))
+    pos = state["data_order"]
+    order.__init__(order.num_images, order.seed, order.mirror, epoch=pos["epoch"], offset=pos["offset"])
+    if order.offset > order.size:
+        raise CheckpointError(snapshot, "data position beyond the data set: was the data set changed?")
+    if not ckpt.restore_rng(snapshot, info.rank, device):
+        torch.manual_seed(state["step"] * 7919 + info.rank)  # other process count: not bit-exact
+    return int(state["cur_nimg"]), int(state["step"]), int(state["tick"])
+
+
+def _load_checked(net: torch.nn.Module, tensors: dict, source: Path) -> None:
+    from datasetgan.core.errors import CheckpointError
+
+    expected = net.state_dict()
+    bad = [k for k in expected if k not in tensors or tuple(tensors[k].shape) != tuple(expected[k].shape)]
+    extra = [k for k in tensors if k not in expected]
+    if bad or extra:
+        raise CheckpointError(source, f"weights do not fit this architecture "
+                                      f"(mismatched: {', '.join((bad + extra)[:4])})")
+    net.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()})
