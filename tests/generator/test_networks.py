@@ -227,3 +227,30 @@ def test_synthesis_rejects_wrong_ws_shape(tiny_generator):
 def test_same_seed_same_weights():
     a, b = make_tiny_generator(0), make_tiny_generator(0)
     assert all(torch.equal(a.state_dict()[k], v) for k, v in b.state_dict().items())
+
+
+def test_autocast_bf16_keeps_image_and_ws_float32():
+    G = make_tiny_generator()
+    z = z_from_seeds([0, 1], 32)
+    ref = G(z, truncation_psi=0.7)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        ws = G.mapping(z, truncation_psi=0.7)
+        img = G.synthesis(ws)
+    assert ws.dtype == torch.float32 and img.dtype == torch.float32
+    assert (img - ref).abs().max() < 0.2
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("mode", ["fp32", "fp16-blocks", "bf16-autocast"])
+def test_cuda_precisions_agree_with_cpu(mode):
+    if not torch.cuda.is_available():
+        pytest.fail("the gpu marker needs a CUDA device")
+    G = make_tiny_generator(num_fp16_res=2, conv_clamp=256.0)
+    z = z_from_seeds([0, 1, 2], 32)
+    ref = G(z, truncation_psi=0.7)
+    Gc = G.cuda()
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=mode == "bf16-autocast"):
+        img = Gc(z.cuda(), truncation_psi=0.7, force_fp32=(mode == "fp32"))
+    assert img.dtype == torch.float32
+    tol = {"fp32": 1e-3, "fp16-blocks": 0.05, "bf16-autocast": 0.2}[mode]
+    assert (img.cpu() - ref).abs().max() < tol
