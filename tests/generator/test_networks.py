@@ -254,3 +254,16 @@ def test_cuda_precisions_agree_with_cpu(mode):
     assert img.dtype == torch.float32
     tol = {"fp32": 1e-3, "fp16-blocks": 0.05, "bf16-autocast": 0.2}[mode]
     assert (img.cpu() - ref).abs().max() < tol
+
+
+def test_config_types_are_canonical_for_fingerprints():
+    from datasetgan.generator import generator_fingerprint
+
+    a = GeneratorConfig(z_dim=8, w_dim=8, img_resolution=8, mapping_layers=1, channel_base=64,
+                        channel_max=8, conv_clamp=256, resample_filter=[1, 3, 3, 1])
+    b = GeneratorConfig.from_dict(a.to_dict())
+    assert a == b and a.to_dict() == b.to_dict() and isinstance(a.conv_clamp, float)
+    torch.manual_seed(0)
+    ga = Generator(a)
+    torch.manual_seed(0)
+    assert generator_fingerprint(ga) == generator_fingerprint(Generator(b))

@@ -41,6 +41,16 @@ class GeneratorConfig:
     resample_filter: tuple[int, ...] = (1, 3, 3, 1)
 
     def __post_init__(self) -> None:
+        # Canonical types, so that equal configs serialise (and fingerprint) equally
+        # whether they came from JSON, a pickle's kwargs (conv_clamp=256) or code.
+        for name in ("conv_clamp", "mapping_lr_multiplier", "w_avg_beta"):
+            value = getattr(self, name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                object.__setattr__(self, name, float(value))
+        taps = tuple(self.resample_filter)
+        if not all(isinstance(v, (int, float)) and float(v) == int(v) for v in taps):
+            raise UserError(f"resample_filter: expected a list of integers, got {self.resample_filter!r}")
+        object.__setattr__(self, "resample_filter", tuple(int(v) for v in taps))
         r = self.img_resolution
         if not isinstance(r, int) or r < 4 or r & (r - 1) != 0:
             raise UserError(f"img_resolution: expected a power of two >= 4, got {r!r}")
