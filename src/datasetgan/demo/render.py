@@ -66,7 +66,7 @@ def _part_masks(x, y, p: FaceParams) -> list[tuple[int, np.ndarray]]:
     """``(class, mask [B, H, W])`` in painting order (later parts cover earlier ones)."""
     u, v = _face_frame(x, y, p)
     fw, yaw, sh = _b(p.face_w), _b(p.yaw), _b(_shift(p))
-    vpos = np.clip(v, 0, None)
+    vpos = np.clip(v, 0, 1)  # the face ends at v = 1; clipping keeps the jaw term positive
     face = (u / (fw * (1 - _b(p.jaw) * vpos ** 2))) ** 2 + v ** 2 < 1
     long_hair = (_b(p.hair_style) == 1) & (v < _b(p.hair_len)) & (
         _ellipse(u, v, 0, -0.1, fw + 0.2, 1.15) | ((np.abs(u) < fw + 0.2) & (v > -0.1)))
