@@ -8,7 +8,9 @@ augment_pipe, training_set_kwargs}`` with NVIDIA's persistence machinery, and
 render seeds with NVIDIA's ``G_ema`` on the CPU: z as in ``gen_images.py``
 (``np.random.RandomState(seed).randn(z_dim)``), ``noise_mode='const'``,
 truncation psi; once with ``force_fp32=True`` (fp32 everywhere) and once as is
-(NVIDIA's stylegan2-ada runs the fp16 blocks in fp16 even on a CPU).
+(stylegan2-ada runs the fp16 blocks in fp16 even on a CPU; stylegan3 forces fp32
+off CUDA). ``--flavor stylegan3`` uses the stylegan3 repository's
+``training/networks_stylegan2.py`` instead.
 
 Phase 2 (a fresh subprocess whose ``sys.path`` lacks NVIDIA's code): load the
 .pkl with ``datasetgan.generator.load_generator`` and render the same seeds;
@@ -44,16 +46,20 @@ def _z(seeds: list[int], z_dim: int) -> torch.Tensor:
 
 def make_reference(args: argparse.Namespace, out: Path) -> None:
     sys.path.insert(0, str(Path(args.nvidia_src).resolve()))
-    import dnnlib  # noqa: F401  (NVIDIA's, from --nvidia-src)
-    from training import networks  # NVIDIA's
+    import dnnlib  # NVIDIA's, from --nvidia-src
 
     torch.manual_seed(args.init_seed)
-    G = networks.Generator(
-        z_dim=args.z_dim, c_dim=0, w_dim=args.z_dim, img_resolution=args.resolution, img_channels=3,
-        mapping_kwargs=dnnlib.EasyDict(num_layers=args.mapping_layers),
-        synthesis_kwargs=dnnlib.EasyDict(channel_base=args.channel_base, channel_max=args.channel_max,
-                                         num_fp16_res=args.num_fp16_res, conv_clamp=args.conv_clamp),
-    )
+    common = dict(z_dim=args.z_dim, c_dim=0, w_dim=args.z_dim, img_resolution=args.resolution, img_channels=3,
+                  mapping_kwargs=dnnlib.EasyDict(num_layers=args.mapping_layers))
+    synthesis = dnnlib.EasyDict(channel_base=args.channel_base, channel_max=args.channel_max,
+                                num_fp16_res=args.num_fp16_res, conv_clamp=args.conv_clamp)
+    if args.flavor == "stylegan2-ada":
+        from training import networks  # stylegan2-ada-pytorch training/networks.py
+        G = networks.Generator(**common, synthesis_kwargs=synthesis)
+    else:
+        # stylegan3 repository, --cfg=stylegan2: synthesis kwargs passed flat, as its train.py does.
+        from training import networks_stylegan2 as networks
+        G = networks.Generator(**common, **synthesis, fused_modconv_default="inference_only")
     # A "trained" network: NVIDIA initialises noise strengths, biases and w_avg to
     # constants; give them values so every code path matters.
     gen = torch.Generator().manual_seed(args.init_seed + 1)
@@ -124,6 +130,8 @@ def compare(out: Path) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--nvidia-src", help="folder with NVIDIA's dnnlib/, torch_utils/, training/")
+    p.add_argument("--flavor", choices=["stylegan2-ada", "stylegan3"], default="stylegan2-ada",
+                   help="training/networks.py (stylegan2-ada-pytorch) or training/networks_stylegan2.py (stylegan3)")
     p.add_argument("--resolution", type=int, default=64)
     p.add_argument("--num-fp16-res", type=int, default=2)
     p.add_argument("--conv-clamp", type=float, default=256)
@@ -154,18 +162,22 @@ def main() -> None:
         if proc.returncode != 0:
             sys.exit(proc.stderr)
         result = json.loads(proc.stdout.strip().splitlines()[-1])
-    print(f"config: {result['config']}")
+    print(f"flavor: {args.flavor}; config: {result['config']}")
     print(f"fp16 blocks (resolutions): {result['fp16_blocks']}; seeds {args.seeds}; psi {args.truncation}; "
           f"noise_mode const; CPU")
     print(f"max |ours - NVIDIA force_fp32|        = {result['max_abs_vs_nvidia_fp32']:.3e}  "
           f"(image |x| up to {result['image_abs_max']:.2f})")
     print(f"uint8 pixels differing (of {len(args.seeds) * 3 * args.resolution ** 2}) = "
           f"{result['uint8_pixels_differing_vs_fp32']}, max {result['uint8_max_diff_vs_fp32']}")
-    print(f"max |ours - NVIDIA fp16 blocks on CPU| = {result['max_abs_vs_nvidia_fp16_on_cpu']:.3e}")
-    print(f"max |NVIDIA fp16 - NVIDIA fp32|        = {result['nvidia_fp16_vs_fp32']:.3e}  (fp16 rounding itself)")
-    print(f"max |ours fp16 - NVIDIA fp16| (both fp16 blocks on CPU) = {result['max_abs_fp16_ours_vs_nvidia_fp16']:.3e}")
-    print(f"same algorithm (fused_modconv=False on both): fp32 {result['unfused_fp32']:.3e}, "
-          f"fp16 blocks in fp16 {result['unfused_fp16']:.3e}")
+    if args.flavor == "stylegan2-ada":
+        print(f"max |ours - NVIDIA fp16 blocks on CPU| = {result['max_abs_vs_nvidia_fp16_on_cpu']:.3e}")
+        print(f"max |NVIDIA fp16 - NVIDIA fp32|        = {result['nvidia_fp16_vs_fp32']:.3e}  (fp16 rounding itself)")
+        print(f"max |ours fp16 - NVIDIA fp16| (both fp16 blocks on CPU) = "
+              f"{result['max_abs_fp16_ours_vs_nvidia_fp16']:.3e}")
+        print(f"same algorithm (fused_modconv=False on both): fp32 {result['unfused_fp32']:.3e}, "
+              f"fp16 blocks in fp16 {result['unfused_fp16']:.3e}")
+    else:  # stylegan3's blocks force fp32 off CUDA: no fp16 reference on a CPU
+        print(f"same algorithm (fused_modconv=False on both): fp32 {result['unfused_fp32']:.3e}")
     print(f"NVIDIA modules imported while loading: {result['nvidia_modules_loaded'] or 'none'}")
     ok = result["max_abs_vs_nvidia_fp32"] <= 1e-3
     print("PASS (<= 1e-3)" if ok else "FAIL (> 1e-3)")
