@@ -186,3 +186,24 @@ def annotate(model: Annotator, images: np.ndarray, batch_size: int = 64) -> tupl
         labels.append(logits.argmax(1).to(torch.uint8).numpy())
         keypoints.append(peaks(heat))
     return np.concatenate(labels), np.concatenate(keypoints)
+
+
+def annotate_folder(model: Annotator, image_dir: str | Path, stems: list[str], out: str | Path) -> Path:
+    """Label ``image_dir/<stem>.png`` for each stem into ``out/<stem>.png`` (indexed, spec
+    palette) and ``out/<stem>.json`` (keypoints). Returns ``out``."""
+    from PIL import Image
+
+    from datasetgan.core.images import save_png
+    from datasetgan.demo.domain import PALETTE
+
+    out = Path(out)
+    paths = [Path(image_dir) / f"{s}.png" for s in stems]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise UserError(f"annotator: images not found: {', '.join(missing[:3])}")
+    images = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths])
+    labels, keypoints = annotate(model, images)
+    for stem, lab, kp in zip(stems, labels, keypoints):
+        save_png(out / f"{stem}.png", lab, palette=PALETTE)
+        write_json(out / f"{stem}.json", np.round(kp, 3).tolist(), indent=None)
+    return out

@@ -33,6 +33,9 @@ KEYPOINTS: tuple[str, ...] = (
     "eye_l", "eye_r", "nose_tip", "mouth_l", "mouth_r", "chin", "ear_l", "ear_r",
 )
 
+# Index pairs that swap under a horizontal flip.
+KEYPOINT_FLIP: tuple[tuple[int, int], ...] = ((0, 1), (3, 4), (6, 7))
+
 BACKGROUND, SKIN, HAIR, EAR, EYEBROW, EYE, PUPIL, NOSE, MOUTH, NECK = range(len(CLASSES))
 MAX_CLUTTER = 5
 
@@ -40,7 +43,7 @@ MAX_CLUTTER = 5
 def label_spec() -> dict:
     """The spec as the label readers expect it: ``classes``, ``palette``, ``keypoints``."""
     return {"classes": list(CLASSES), "palette": [list(c) for c in PALETTE],
-            "keypoints": list(KEYPOINTS)}
+            "keypoints": list(KEYPOINTS), "keypoint_flip": [list(p) for p in KEYPOINT_FLIP]}
 
 
 @dataclass(frozen=True)

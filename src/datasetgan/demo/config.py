@@ -1,0 +1,77 @@
+"""``DemoConfig``: every setting of ``datasetgan demo``; presets in ``configs/demo*.yaml``."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from datasetgan.core.config import build_config
+from datasetgan.core.errors import UserError
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """The end-to-end demo. Seeds of the three image sources never overlap:
+    labelled samples (``labelled_seeds``), synthesised samples (from
+    ``synth_seed_start``) and rendered test faces (from ``test_seed_start``)."""
+
+    generator: str = ""                  # "" = the bundled demo generator; "random" = a tiny untrained one
+    labels: str = ""                     # labels of the labelled samples; "" = bundled, "annotate" = run the annotator
+    annotator: str = ""                  # annotator folder; "" = bundled (trained if missing)
+    labelled_seeds: str = "0-15"
+    truncation: float = 0.7
+    # style interpreter
+    members: int = 10
+    pixels_per_image: str = "all"
+    # synthesis
+    synth_keep: int = 2000               # labelled images kept after dropping the uncertain ones
+    drop_uncertain: float = 0.1
+    synth_seed_start: int = 100_000
+    synth_batch_size: int = 16
+    # segmenter (DeepLabV3, torchvision)
+    arch: str = "deeplabv3_mobilenet_v3_large"
+    seg_epochs: int = 4
+    seg_batch_size: int = 16
+    seg_resolution: int = 64
+    # the baseline trains on the labelled samples alone, for as many steps as the DatasetGAN segmenter
+    baseline_same_steps: bool = True
+    # evaluation on rendered faces with exact labels
+    test_images: int = 300
+    test_seed_start: int = 1_000_000
+    # an extra row: the same segmenter trained on this many rendered faces with exact labels (0 = off)
+    rendered_baseline_images: int = 0
+    device: str = "cpu"
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.drop_uncertain < 1:
+            raise UserError(f"drop_uncertain: expected a fraction in [0, 1), got {self.drop_uncertain}")
+        for name in ("synth_keep", "members", "seg_epochs", "seg_batch_size", "test_images", "synth_batch_size"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name}: expected a positive integer, got {getattr(self, name)}")
+
+    @property
+    def synth_total(self) -> int:
+        """The fewest seeds to synthesise so that ``synth_keep`` remain after dropping ``round(n * drop)``."""
+        n = max(self.synth_keep, math.floor(self.synth_keep / (1 - self.drop_uncertain)) - 2)
+        while n - round(n * self.drop_uncertain) < self.synth_keep:
+            n += 1
+        return n
+
+
+def preset_path(quick: bool) -> Path:
+    """The bundled preset: ``configs/demo.yaml`` or ``configs/demo_quick.yaml`` in the repo,
+    else the copy inside the package."""
+    name = "demo_quick.yaml" if quick else "demo.yaml"
+    repo = Path(__file__).resolve().parents[3] / "configs" / name
+    if repo.exists():
+        return repo
+    return Path(str(resources.files("datasetgan") / "assets" / "configs" / name))
+
+
+def load_demo_config(preset: str | Path | None, quick: bool, overrides: dict | None = None) -> DemoConfig:
+    """Defaults <- preset (``--config`` or the bundled one) <- flags."""
+    path = Path(preset) if preset else preset_path(quick)
+    return build_config(DemoConfig, path if path.exists() else None, overrides)

@@ -1,0 +1,204 @@
+"""``datasetgan demo``: the whole method on the bundled face domain, on a CPU.
+
+Thin glue over the stage commands, in the paper's order:
+
+1. ``sample`` the labelled seeds from the demo generator;
+2. their labels: the bundled ones (made by ``scripts/make_demo_labels.py``
+   with the annotator) or, on request, the annotator run now;
+3. ``train-interpreter`` on those few labelled samples;
+4. ``synthesize`` a labelled data set, dropping the most uncertain images;
+5. render test faces with exact labels;
+6. ``train-segmenter`` on the synthetic set, and the same segmenter on the
+   labelled samples alone (the few-shot baseline);
+7. ``evaluate`` both on the rendered faces; write the table, ``results.json``
+   and ``report.html``.
+
+Each stage is run through the ``datasetgan`` command itself, so the demo
+exercises exactly what a user runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from datasetgan.core.config import config_to_dict
+from datasetgan.core.errors import UserError
+from datasetgan.core.fileio import write_json
+from datasetgan.core.images import save_png
+from datasetgan.core.seeds import parse_seeds
+from datasetgan.demo.config import DemoConfig
+from datasetgan.demo.domain import PALETTE, label_spec
+from datasetgan.demo.render import render_dataset
+
+STAGES = ("generator", "sample", "labels", "train-interpreter", "synthesize", "render test set",
+          "train-segmenter (DatasetGAN)", "train-segmenter (baseline)", "evaluate", "report")
+
+
+def bundled(name: str) -> Path:
+    """A path inside the package's ``assets`` folder."""
+    return Path(str(resources.files("datasetgan") / "assets" / name))
+
+
+@dataclass
+class Timeline:
+    """Stage headers with elapsed time, so a user sees where the minutes go."""
+
+    quiet: bool = False
+    start: float = field(default_factory=time.perf_counter)
+    seconds: dict = field(default_factory=dict)
+    _current: str | None = None
+    _t0: float = 0.0
+
+    def stage(self, name: str) -> None:
+        self.done()
+        self._current, self._t0 = name, time.perf_counter()
+        if not self.quiet:
+            index = STAGES.index(name) + 1 if name in STAGES else "-"
+            print(f"[demo {index}/{len(STAGES)}] {name} ... (t = {self._t0 - self.start:.0f} s)",
+                  file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self._current is not None:
+            self.seconds[self._current] = round(time.perf_counter() - self._t0, 2)
+            self._current = None
+
+    @property
+    def total(self) -> float:
+        return time.perf_counter() - self.start
+
+
+def run_command(argv: list[str], what: str) -> None:
+    """Run one ``datasetgan`` subcommand in-process; a failure stops the demo, naming the stage."""
+    from datasetgan.cli import main
+
+    code = main(argv)
+    if code != 0:
+        raise UserError(f"demo stage '{what}' failed (exit {code}): datasetgan {' '.join(argv)}")
+
+
+def tiny_random_generator(out: Path, seed: int = 0) -> Path:
+    """A small untrained 64x64 generator for ``--quick`` runs and tests."""
+    from datasetgan.generator import Generator, GeneratorConfig
+
+    torch.manual_seed(seed)
+    G = Generator(GeneratorConfig(z_dim=32, w_dim=32, img_resolution=64, mapping_layers=2,
+                                  channel_base=256, channel_max=32))
+    G.save_pretrained(out)
+    return out
+
+
+def resolve_generator(cfg: DemoConfig, out: Path) -> Path:
+    if cfg.generator == "random":
+        return tiny_random_generator(out / "generator")
+    path = Path(cfg.generator) if cfg.generator else bundled("demo_generator")
+    if not path.exists():
+        raise UserError(f"{path}: demo generator not found (set 'generator' in the demo config, or use --quick)")
+    return path
+
+
+def make_labels(cfg: DemoConfig, samples: Path, out: Path, seeds: list[int]) -> Path:
+    """The labels of the labelled samples: bundled, or the annotator's."""
+    labels_dir = out / "labels"
+    if cfg.labels not in ("", "annotate"):
+        src = Path(cfg.labels)
+        if not src.exists():
+            raise UserError(f"{src}: labels folder not found (config key 'labels')")
+        shutil.copytree(src, labels_dir, dirs_exist_ok=True)
+        return labels_dir
+    if cfg.labels == "":
+        src = bundled("demo_labels") / "labels"
+        if cfg.generator == "" and src.exists():
+            shutil.copytree(src, labels_dir, dirs_exist_ok=True)
+            return labels_dir
+    from datasetgan.demo.annotator import Annotator, AnnotatorConfig, annotate_folder, train_annotator
+
+    ann_dir = Path(cfg.annotator) if cfg.annotator else bundled("demo_annotator")
+    if (ann_dir / "config.json").exists():
+        model = Annotator.load(ann_dir)
+    else:
+        # No trained annotator at hand (a checkout without assets): a tiny one, quickly.
+        model = train_annotator(AnnotatorConfig(width=8, train_images=250, steps=60, batch_size=16),
+                                show_progress=not cfg.quiet)
+    return annotate_folder(model, samples / "images", [f"{s:06d}" for s in seeds], labels_dir)
+
+
+def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
+    """Run every stage into ``out``; return the results (also in ``out/results.json``)."""
+    from datasetgan.demo.report import collect_results, print_table, write_report
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tl = Timeline(quiet=cfg.quiet)
+    torch.manual_seed(0)
+    write_json(out / "demo_config.json", config_to_dict(cfg))
+    spec_path = out / "spec.json"
+    write_json(spec_path, label_spec())
+    dev = ["--device", cfg.device]
+
+    tl.stage("generator")
+    generator = resolve_generator(cfg, out)
+
+    tl.stage("sample")
+    seeds = parse_seeds(cfg.labelled_seeds, flag="labelled_seeds")
+    samples = out / "samples"
+    run_command(["sample", "--checkpoint", str(generator), "--seeds", cfg.labelled_seeds,
+                 "--truncation", str(cfg.truncation), "--out", str(samples), *dev], "sample")
+
+    tl.stage("labels")
+    labels = make_labels(cfg, samples, out, seeds)
+
+    tl.stage("train-interpreter")
+    interpreter = out / "interpreter"
+    run_command(["train-interpreter", "--samples", str(samples), "--labels", str(labels), "--spec", str(spec_path),
+                 "--out", str(interpreter), "--members", str(cfg.members),
+                 "--pixels-per-image", cfg.pixels_per_image, *dev], "train-interpreter")
+
+    tl.stage("synthesize")
+    synthetic = out / "synthetic"
+    run_command(["synthesize", "--generator", str(generator), "--interpreter", str(interpreter),
+                 "--n", str(cfg.synth_total), "--out", str(synthetic), "--seed-start", str(cfg.synth_seed_start),
+                 "--truncation", str(cfg.truncation), "--drop-uncertain", str(cfg.drop_uncertain),
+                 "--batch-size", str(cfg.synth_batch_size), *dev], "synthesize")
+
+    tl.stage("render test set")
+    test = render_dataset(out / "test", cfg.test_images, cfg.test_seed_start, show_progress=not cfg.quiet)
+
+    seg = ["--arch", cfg.arch, "--batch-size", str(cfg.seg_batch_size), "--resolution", str(cfg.seg_resolution), *dev]
+    tl.stage("train-segmenter (DatasetGAN)")
+    run_command(["train-segmenter", "--data", str(synthetic), "--out", str(out / "segmenter_datasetgan"),
+                 "--epochs", str(cfg.seg_epochs), *seg], "train-segmenter (DatasetGAN)")
+
+    tl.stage("train-segmenter (baseline)")
+    n_synth = len(list((synthetic / "images").glob("*.png")))
+    base_epochs = cfg.seg_epochs
+    if cfg.baseline_same_steps:
+        steps = cfg.seg_epochs * math.ceil(n_synth / cfg.seg_batch_size)
+        base_epochs = max(1, math.ceil(steps / math.ceil(len(seeds) / cfg.seg_batch_size)))
+    run_command(["train-segmenter", "--images", str(samples / "images"), "--labels", str(labels),
+                 "--spec", str(spec_path), "--out", str(out / "segmenter_baseline"),
+                 "--epochs", str(base_epochs), *seg], "train-segmenter (baseline)")
+
+    tl.stage("evaluate")
+    for name in ("datasetgan", "baseline"):
+        run_command(["evaluate", "--model", str(out / f"segmenter_{name}"), "--images", str(test / "images"),
+                     "--labels", str(test / "labels"), "--spec", str(test / "spec.json"),
+                     "--out", str(out / f"eval_{name}"), *dev], f"evaluate ({name})")
+
+    tl.stage("report")
+    results = collect_results(cfg, out, n_synth=n_synth, baseline_epochs=base_epochs)
+    tl.done()
+    results["seconds"] = {**tl.seconds, "total": round(tl.total, 1)}
+    write_json(out / "results.json", results)
+    write_report(out, results)
+    print_table(results)
+    return results
