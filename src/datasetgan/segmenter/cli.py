@@ -1,0 +1,75 @@
+"""``datasetgan train-segmenter`` and ``datasetgan train-keypoints``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from datasetgan.core.config import build_config
+from datasetgan.core.devices import resolve_device
+from datasetgan.segmenter.data import collect_items
+from datasetgan.segmenter.models import ARCHS
+from datasetgan.segmenter.train import TrainConfig, train
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    for name, task, what in (("train-segmenter", "segmentation", "a DeepLabV3 part segmenter"),
+                             ("train-keypoints", "keypoints", "a DeepLabV3 keypoint heatmap network")):
+        p = subparsers.add_parser(name, help=f"train {what} on labelled images",
+                                  description=f"Train {what} on a `synthesize` output folder (--data) or on any "
+                                              "folder of images with labels (--images --labels --spec).")
+        src = p.add_argument_group("data (either --data, or --images --labels --spec)")
+        src.add_argument("--data", metavar="DIR", help="a `datasetgan synthesize` output folder")
+        src.add_argument("--images", metavar="DIR", help="folder of images")
+        src.add_argument("--labels", metavar="DIR",
+                         help="folder of <stem>.png/.npy masks" if task == "segmentation"
+                         else "folder of <stem>.json keypoint files")
+        src.add_argument("--spec", metavar="SPEC", help="label spec (YAML/JSON); with --data it overrides dataset.json")
+        p.add_argument("--out", required=True, metavar="RUN", help="run folder (an interrupted run resumes)")
+        p.add_argument("--config", metavar="YAML", help="preset file of TrainConfig keys; flags override it")
+        p.add_argument("--arch", choices=ARCHS, default=None, help="default: deeplabv3_mobilenet_v3_large")
+        p.add_argument("--backbone-weights", metavar="PATH",
+                       help="local ImageNet classifier weights for the backbone (.pth or .safetensors)")
+        p.add_argument("--epochs", type=int, help="default: 20")
+        p.add_argument("--batch-size", type=int, help="default: 8")
+        p.add_argument("--lr", type=float, help="Adam learning rate (default: 1e-3)")
+        p.add_argument("--resolution", type=int, help="square training side in pixels (default: 128)")
+        p.add_argument("--no-flip", dest="flip", action="store_false", default=None, help="no horizontal flips")
+        p.add_argument("--crop-min", type=float, help="smallest random crop side, fraction of the image (0.7)")
+        p.add_argument("--jitter", type=float, help="colour jitter strength (0.2; 0 = off)")
+        if task == "keypoints":
+            p.add_argument("--heatmap-sigma", type=float, help="target Gaussian sigma in pixels (default: 2)")
+        p.add_argument("--seed", type=int, help="default: 0")
+        p.add_argument("--no-amp", dest="amp", action="store_false", default=None, help="no mixed precision on GPU")
+        p.add_argument("--workers", type=int, help="data loader processes (default: 0)")
+        p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if present)")
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+        p.set_defaults(func=run_train, task=task)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    keys = ("arch", "backbone_weights", "epochs", "batch_size", "lr", "resolution", "flip", "crop_min", "jitter",
+            "heatmap_sigma", "seed", "amp", "workers")
+    config = build_config(TrainConfig, args.config, {k: getattr(args, k, None) for k in keys})
+    _check(config)
+    device = resolve_device(args.device)
+    items, spec = collect_items(args.task, data=args.data, images=args.images, labels=args.labels, spec=args.spec)
+    source = {"data": args.data, "images": args.images, "labels": args.labels, "spec": args.spec}
+    source = {k: str(Path(v).resolve()) for k, v in source.items() if v is not None}
+    run = train(items, spec, args.task, config, args.out, device, source=source, quiet=args.quiet)
+    print(f"wrote {run} ({len(items)} images, {config.epochs} epochs)")
+    return 0
+
+
+def _check(config: TrainConfig) -> None:
+    from datasetgan.core.errors import UserError
+    if config.epochs < 1:
+        raise UserError("--epochs: must be at least 1")
+    if config.batch_size < 2:
+        raise UserError("--batch-size: must be at least 2 (BatchNorm needs two samples)")
+    if config.resolution < 16:
+        raise UserError("--resolution: must be at least 16")
+    if not 0 < config.crop_min <= 1:
+        raise UserError("--crop-min: must lie in (0, 1]")
+    if not 0 <= config.jitter < 1:
+        raise UserError("--jitter: must lie in [0, 1)")

@@ -1,0 +1,228 @@
+"""Labelled images for the downstream networks: where they come from and how they are augmented.
+
+Two sources: a ``synthesize`` output folder (read by its files only:
+``dataset.json``, ``images/``, ``labels/`` and, for keypoints, per-image
+``keypoints/<stem>.json`` or a COCO keypoints JSON), or any folder of images
+with a folder of labels and a spec file. Items are read lazily, so a data
+set of 10,000 synthetic images never has to fit in memory.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from datasetgan.core.errors import LabelError, UserError
+from datasetgan.core.labels import (IMAGE_SUFFIXES, KEYPOINT_SUFFIXES, MASK_SUFFIXES, LabelSpec, load_label_spec,
+                                    match_images_labels, read_keypoints, read_label_map)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One labelled image: a mask file (segmentation) or a ``[K, 3]`` keypoint array."""
+
+    stem: str
+    image: Path
+    label: Path | None = None
+    keypoints: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Training augmentation. ``crop_min`` is the smallest crop side as a fraction of the image side."""
+
+    flip: bool = True
+    crop_min: float = 0.7
+    jitter: float = 0.2   # brightness, contrast and saturation factors drawn from [1 - j, 1 + j]
+
+
+def spec_from_dataset_json(path: Path) -> LabelSpec:
+    """The label spec inside a ``synthesize`` folder's ``dataset.json`` (other keys are ignored)."""
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: cannot read the data set description ({exc})") from None
+    if not isinstance(meta, dict):
+        raise UserError(f"{path}: expected a JSON object")
+    return LabelSpec.from_dict({k: meta[k] for k in ("classes", "palette", "keypoints", "keypoint_flip")
+                                if k in meta and meta[k] is not None}, where=str(path))
+
+
+def _coco_keypoints(path: Path, spec: LabelSpec) -> dict[str, np.ndarray]:
+    """``{stem: [K, 3]}`` from a COCO keypoints file (one annotation per image)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    names = {img["id"]: Path(img["file_name"]).stem for img in data.get("images", [])}
+    out: dict[str, np.ndarray] = {}
+    for ann in data.get("annotations", []):
+        kp = np.asarray(ann.get("keypoints", []), np.float64).reshape(-1, 3)
+        if len(kp) != spec.num_keypoints:
+            raise LabelError(path, f"annotation for image id {ann.get('image_id')}: {len(kp)} keypoints, "
+                                   f"the spec names {spec.num_keypoints}")
+        out[names[ann["image_id"]]] = kp
+    return out
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    try:
+        with Image.open(path) as im:
+            return im.height, im.width
+    except OSError as exc:
+        raise UserError(f"{path}: not a readable image ({exc})") from None
+
+
+def _label_size(path: Path) -> tuple[int, int]:
+    if path.suffix.lower() == ".npy":
+        return tuple(np.load(path, mmap_mode="r").shape[:2])  # type: ignore[return-value]
+    return _image_size(path)
+
+
+def collect_items(task: str, data: str | Path | None = None, images: str | Path | None = None,
+                  labels: str | Path | None = None, spec: str | Path | LabelSpec | None = None,
+                  check_sizes: bool = True) -> tuple[list[Item], LabelSpec]:
+    """Find labelled images for ``task`` ("segmentation" or "keypoints").
+
+    Either ``data`` (a ``synthesize`` folder) or ``images`` + ``labels`` +
+    ``spec``. Pairing is exact: an image without a label or a label without an
+    image is an error naming them. Mask sizes are checked against image sizes
+    from the file headers (cheap); keypoints are read and checked in full.
+    """
+    if data is not None:
+        if images is not None or labels is not None:
+            raise UserError("--data cannot be combined with --images/--labels")
+        root = Path(data)
+        if not (root / "dataset.json").exists():
+            raise UserError(f"--data {root}: no dataset.json (expected a `datasetgan synthesize` output folder)")
+        label_spec = spec if isinstance(spec, LabelSpec) else (
+            load_label_spec(spec) if spec is not None else spec_from_dataset_json(root / "dataset.json"))
+        images, labels = root / "images", root / "labels"
+        if task == "keypoints" and not (root / "keypoints").is_dir():
+            cocos = [p for p in sorted(root.glob("*.json")) if p.name != "dataset.json"]
+            if not cocos:
+                raise UserError(f"--data {root}: no keypoints/ folder and no COCO keypoints JSON")
+            table = _coco_keypoints(cocos[0], label_spec)
+            found = {p.stem: p for p in sorted(Path(images).iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+            missing = sorted(set(found) - set(table))
+            if missing:
+                raise UserError(f"{cocos[0]}: no keypoints for {len(missing)} image(s), e.g. {missing[0]}")
+            items = [Item(s, found[s], keypoints=table[s]) for s in sorted(found)]
+            return _checked(items, label_spec, check_sizes), label_spec
+        if task == "keypoints":
+            labels = root / "keypoints"
+    else:
+        if images is None or labels is None or spec is None:
+            raise UserError("give either --data DIR, or all of --images DIR --labels DIR --spec SPEC")
+        label_spec = spec if isinstance(spec, LabelSpec) else load_label_spec(spec)
+    if task == "keypoints":
+        if label_spec.keypoints is None:
+            raise UserError("the label spec has no 'keypoints' list; train-keypoints needs one")
+        pairs = match_images_labels(images, labels, suffixes=KEYPOINT_SUFFIXES)
+        items = [Item(s, i, keypoints=None, label=l) for s, i, l in pairs]
+    else:
+        if label_spec.num_classes < 2:
+            raise UserError("the label spec needs at least 2 classes for segmentation")
+        pairs = match_images_labels(images, labels, suffixes=MASK_SUFFIXES)
+        items = [Item(s, i, label=l) for s, i, l in pairs]
+    return _checked(items, label_spec, check_sizes), label_spec
+
+
+def _checked(items: list[Item], spec: LabelSpec, check_sizes: bool) -> list[Item]:
+    out = []
+    for item in items:
+        size = _image_size(item.image) if check_sizes or item.keypoints is not None or item.label is None else None
+        if item.label is not None and item.label.suffix.lower() in KEYPOINT_SUFFIXES:
+            item = Item(item.stem, item.image, keypoints=read_keypoints(item.label, spec, size=size))
+        elif item.keypoints is not None:
+            kp = item.keypoints
+            h, w = size
+            bad = (kp[:, 2] > 0) & ((kp[:, 0] < -0.5) | (kp[:, 0] > w - 0.5) | (kp[:, 1] < -0.5) | (kp[:, 1] > h - 0.5))
+            if bad.any():
+                raise LabelError(item.image, f"keypoint {int(np.flatnonzero(bad)[0])} lies outside the {w}x{h} image")
+        elif check_sizes and item.label is not None:
+            lsize = _label_size(item.label)
+            if tuple(lsize) != tuple(size):
+                raise LabelError(item.label, f"label is {lsize[0]}x{lsize[1]} (HxW) but its image "
+                                             f"{item.image.name} is {size[0]}x{size[1]}")
+        out.append(item)
+    return out
+
+
+class LabelledImages(Dataset):
+    """Items resized to ``resolution`` squared, optionally augmented.
+
+    ``__getitem__`` returns ``image [3, R, R]`` float in [0, 1] and either
+    ``target [R, R]`` int64 class ids or ``keypoints [K, 3]`` (x, y, visible)
+    in the resized frame. Augmentation draws from a generator seeded by
+    ``(seed, epoch, index)``, so a batch does not depend on worker count or
+    on resuming.
+    """
+
+    def __init__(self, items: list[Item], spec: LabelSpec, resolution: int, augment: Augment | None = None,
+                 seed: int = 0):
+        self.items, self.spec, self.resolution, self.augment, self.seed = items, spec, resolution, augment, seed
+        self.epoch = 0
+        self.flip_perm = spec.flip_permutation() if spec.keypoints else None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __getitem__(self, index: int) -> dict:
+        item = self.items[index]
+        r = self.resolution
+        image = Image.open(item.image).convert("RGB")
+        w, h = image.size
+        box, flip, jitter = (0.0, 0.0, float(w), float(h)), False, (1.0, 1.0, 1.0)
+        if self.augment is not None:
+            rng = np.random.default_rng((self.seed, self.epoch, index))
+            side = rng.uniform(self.augment.crop_min, 1.0)
+            cw, ch = side * w, side * h
+            x0, y0 = rng.uniform(0, w - cw), rng.uniform(0, h - ch)
+            box = (x0, y0, x0 + cw, y0 + ch)
+            # Keypoints flip only when the spec says which points swap sides.
+            flip = self.augment.flip and bool(rng.random() < 0.5) and (item.keypoints is None or bool(self.spec.keypoint_flip))
+            j = self.augment.jitter
+            jitter = tuple(rng.uniform(1 - j, 1 + j, size=3))
+        img = np.asarray(image.resize((r, r), Image.BILINEAR, box=box), np.float32) / 255.0
+        out: dict = {"index": index}
+        if item.keypoints is None:
+            labels = read_label_map(item.label, self.spec, size=(h, w))
+            lab = Image.fromarray(labels.astype(np.uint8), mode="L").resize((r, r), Image.NEAREST, box=box)
+            target = np.asarray(lab, np.int64)
+            if flip:
+                target = target[:, ::-1]
+            out["target"] = torch.from_numpy(target.copy())
+        else:
+            kp = item.keypoints.astype(np.float32).copy()
+            kp[:, 0] = (kp[:, 0] + 0.5 - box[0]) * r / (box[2] - box[0]) - 0.5
+            kp[:, 1] = (kp[:, 1] + 0.5 - box[1]) * r / (box[3] - box[1]) - 0.5
+            off = (kp[:, 0] < -0.5) | (kp[:, 0] > r - 0.5) | (kp[:, 1] < -0.5) | (kp[:, 1] > r - 0.5)
+            kp[off, 2] = 0
+            if flip:
+                kp[:, 0] = r - 1 - kp[:, 0]
+                kp = kp[self.flip_perm]
+            out["keypoints"] = torch.from_numpy(kp)
+        if flip:
+            img = img[:, ::-1]
+        x = torch.from_numpy(img.copy()).permute(2, 0, 1)
+        if jitter != (1.0, 1.0, 1.0):
+            x = _colour_jitter(x, *jitter)
+        out["image"] = x
+        return out
+
+
+def _colour_jitter(x: torch.Tensor, brightness: float, contrast: float, saturation: float) -> torch.Tensor:
+    """``x [3, H, W]`` in [0, 1]; factors of 1 leave it unchanged."""
+    x = x * brightness
+    mean = x.mean()
+    x = (x - mean) * contrast + mean
+    grey = (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2])[None]
+    x = grey + (x - grey) * saturation
+    return x.clamp(0, 1)

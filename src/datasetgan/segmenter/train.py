@@ -1,0 +1,193 @@
+"""Training loop for the downstream networks: a plain function of (items, spec, config).
+
+Run folder layout::
+
+    RUN/run.json                  resolved TrainConfig, model config, spec, data source
+    RUN/epoch_001/                config.json + model.safetensors, one per epoch
+    RUN/stats.jsonl               one line per epoch: epoch, loss, seconds
+    RUN/state/                    resumable state: model + optimizer tensors (safetensors) and state.json
+
+Started again with the same settings, an interrupted run continues after the
+last finished epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from datasetgan.core.config import config_to_dict
+from datasetgan.core.errors import UserError
+from datasetgan.core.fileio import append_jsonl, atomic_path, read_jsonl, write_json
+from datasetgan.core.labels import LabelSpec
+from datasetgan.core.progress import progress
+from datasetgan.segmenter.data import Augment, Item, LabelledImages
+from datasetgan.segmenter.keypoints import render_heatmaps
+from datasetgan.segmenter.models import Arch, Segmenter, SegmenterConfig, load_backbone_weights, save_checkpoint
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Downstream training settings (the reference: Adam 1e-3, batch 8, 20 epochs)."""
+
+    arch: Arch = "deeplabv3_mobilenet_v3_large"
+    epochs: int = 20
+    batch_size: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    resolution: int = 128
+    flip: bool = True
+    crop_min: float = 0.7
+    jitter: float = 0.2
+    heatmap_sigma: float = 2.0
+    seed: int = 0
+    amp: bool = True          # mixed precision, used on CUDA only
+    workers: int = 0
+    backbone_weights: str | None = None
+
+
+def epoch_dir(run: Path, epoch: int) -> Path:
+    return run / f"epoch_{epoch:03d}"
+
+
+def list_epochs(run: str | Path) -> list[Path]:
+    """The run's epoch checkpoint folders, oldest first."""
+    run = Path(run)
+    return sorted(p for p in run.glob("epoch_[0-9][0-9][0-9]") if (p / "model.safetensors").exists())
+
+
+def _batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    order = rng.permutation(n)
+    chunks = [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    # BatchNorm (ASPP pooling branch) cannot train on a single sample: fold a lone last one into its neighbour.
+    if len(chunks) > 1 and len(chunks[-1]) == 1:
+        chunks[-2] = np.concatenate([chunks[-2], chunks.pop()])
+    return chunks
+
+
+def _save_state(run: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, scaler, epoch: int) -> None:
+    """Model + Adam tensors to safetensors, the rest to JSON (no pickles)."""
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    osd = opt.state_dict()
+    for pid, st in osd["state"].items():
+        for name, value in st.items():
+            tensors[f"opt.{pid}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    state_dir = run / "state"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(state_dir / "state.safetensors") as tmp:
+        save_file(tensors, str(tmp))
+    write_json(state_dir / "state.json", {"epoch": epoch, "param_groups": osd["param_groups"],
+                                          "scaler": scaler.state_dict() if scaler is not None else None})
+
+
+def _load_state(run: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, scaler) -> int:
+    meta = json.loads((run / "state" / "state.json").read_text())
+    tensors = load_file(str(run / "state" / "state.safetensors"))
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    state: dict = {}
+    for key, value in tensors.items():
+        if key.startswith("opt."):
+            _, pid, name = key.split(".", 2)
+            state.setdefault(int(pid), {})[name] = value
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    if scaler is not None and meta.get("scaler"):
+        scaler.load_state_dict(meta["scaler"])
+    return int(meta["epoch"])
+
+
+def train(items: list[Item], spec: LabelSpec, task: Literal["segmentation", "keypoints"], config: TrainConfig,
+          run: str | Path, device: torch.device, source: dict | None = None, quiet: bool = False) -> Path:
+    """Train DeepLabV3 on ``items``; writes the run folder and returns it.
+
+    Segmentation: cross-entropy over ``spec.num_classes`` classes. Keypoints:
+    mean squared error between predicted and Gaussian target heatmaps,
+    ``spec.num_keypoints`` channels, invisible keypoints masked out.
+    """
+    run = Path(run)
+    if len(items) < 2:
+        raise UserError(f"need at least 2 labelled images to train, got {len(items)}")
+    num_outputs = spec.num_classes if task == "segmentation" else spec.num_keypoints
+    mconfig = SegmenterConfig(arch=config.arch, task=task, num_outputs=num_outputs, resolution=config.resolution,
+                              heatmap_sigma=config.heatmap_sigma)
+    record = {"train": config_to_dict(config), "model": config_to_dict(mconfig), "spec": spec.to_dict(),
+              "source": source or {}, "num_images": len(items)}
+    run_json = run / "run.json"
+    if run_json.exists():
+        old = json.loads(run_json.read_text())
+        same = {k: old.get(k) for k in record if k != "train"} == {k: v for k, v in record.items() if k != "train"}
+        same = same and {k: v for k, v in old["train"].items() if k != "epochs"} == \
+            {k: v for k, v in record["train"].items() if k != "epochs"}
+        if not same:
+            raise UserError(f"--out {run}: holds a run with different settings or data; choose a new folder")
+    else:
+        run.mkdir(parents=True, exist_ok=True)
+        write_json(run_json, record)
+
+    torch.manual_seed(config.seed)
+    model = Segmenter(mconfig)
+    if config.backbone_weights:
+        load_backbone_weights(model, config.backbone_weights)
+    model.to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    use_amp = config.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda") if use_amp else None
+    start = 0
+    if (run / "state" / "state.json").exists():
+        start = _load_state(run, model, opt, scaler)
+        if not quiet:
+            print(f"resuming {run} after epoch {start}")
+
+    augment = Augment(flip=config.flip, crop_min=config.crop_min, jitter=config.jitter)
+    data = LabelledImages(items, spec, config.resolution, augment=augment, seed=config.seed)
+    loader_kw = dict(num_workers=config.workers, pin_memory=device.type == "cuda")
+    for epoch in range(start + 1, config.epochs + 1):
+        t0 = time.time()
+        data.set_epoch(epoch)
+        torch.manual_seed(config.seed * 100_003 + epoch)   # dropout in the ASPP head
+        batches = _batches(len(data), config.batch_size, np.random.default_rng((config.seed, epoch)))
+        loader = torch.utils.data.DataLoader(data, batch_sampler=batches, **loader_kw)
+        model.train()
+        total, count = 0.0, 0
+        bar = progress(loader, desc=f"epoch {epoch}/{config.epochs}", total=len(batches), unit="batch",
+                       disable=quiet or None)
+        for batch in bar:
+            x = batch["image"].to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                out = model(x)
+            if task == "segmentation":
+                loss = F.cross_entropy(out.float(), batch["target"].to(device))
+            else:
+                kp = batch["keypoints"].to(device)
+                target = render_heatmaps(kp, config.resolution, config.heatmap_sigma)
+                mask = (kp[..., 2] > 0).float()[..., None, None]
+                # Heatmaps are mostly zeros; the mean over visible maps keeps the scale independent of K.
+                loss = ((out.float() - target) ** 2 * mask).sum() / (mask.sum() * out.shape[-1] * out.shape[-2]
+                                                                     ).clamp(min=1) * 1000.0
+            opt.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+            else:
+                loss.backward()
+                opt.step()
+            total += float(loss.detach()) * len(x)
+            count += len(x)
+            bar.set_postfix(loss=f"{total / count:.4f}")
+        bar.close()
+        save_checkpoint(epoch_dir(run, epoch), model, spec, extra={"epoch": epoch})
+        _save_state(run, model, opt, scaler, epoch)
+        stats = {"epoch": epoch, "loss": total / max(count, 1), "seconds": round(time.time() - t0, 2)}
+        if all(r.get("epoch") != epoch for r in read_jsonl(run / "stats.jsonl")):
+            append_jsonl(run / "stats.jsonl", stats)
+        if not quiet:
+            print(f"epoch {epoch}: loss {stats['loss']:.4f} ({stats['seconds']} s)", flush=True)
+    return run
