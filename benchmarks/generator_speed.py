@@ -2,10 +2,10 @@
 
 Compares, on the same randomly initialised StyleGAN2 and the same ws:
 
-- ``fused``: NVIDIA's default in eval mode (one grouped conv with per-sample weights);
-  our default on CUDA
+- ``fused``: NVIDIA's default in eval mode, and ours (one grouped conv with
+  per-sample weights)
 - ``unfused``: styles scale the activations around one shared conv (NVIDIA's
-  training/fp16 path); our default on a CPU
+  training/fp16 path)
 - ``per-sample``: the straightforward way, one image at a time (batch 1)
 
 and checks that the three give the same images. The default model is NVIDIA's
@@ -29,20 +29,26 @@ from datasetgan.generator import Generator, GeneratorConfig, z_from_seeds
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def timed(fn, device: torch.device, iters: int, warmup: int) -> float:
-    """Median seconds per call."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(iters):
+def timed_interleaved(fns: dict, device: torch.device, iters: int, warmup: int) -> dict[str, float]:
+    """Median seconds per call of each function, run round-robin so that a
+    change in machine load hits every variant alike."""
+    def once(fn) -> float:
         if device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
         fn()
         if device.type == "cuda":
             torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
+        return time.perf_counter() - t0
+
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(iters):
+        for name, fn in fns.items():
+            times[name].append(once(fn))
+    return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
 
 
 def main() -> None:
@@ -93,13 +99,13 @@ def main() -> None:
             if dtype is None else torch.cat([_one(G, ws[i:i + 1], device, dtype) for i in range(args.batch)])
 
     ref = run(fused_modconv=True).float()
+    diffs = {name: (fn().float() - ref).abs().max().item() for name, fn in variants.items()}
+    secs = timed_interleaved(variants, device, args.iters, args.warmup)
     results = {}
-    for name, fn in variants.items():
-        diff = (fn().float() - ref).abs().max().item()
-        sec = timed(fn, device, args.iters, args.warmup)
+    for name, sec in secs.items():
         results[name] = args.batch / sec
         print(f"  {name:<18} {args.batch / sec:8.2f} images/s   ({sec * 1000:8.1f} ms/batch, "
-              f"max |diff| vs fused {diff:.2e})")
+              f"max |diff| vs fused {diffs[name]:.2e})")
     if "per-sample loop" in results:
         base = results["per-sample loop"]
         print("  speed-up vs per-sample loop: "
