@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 from datasetgan.core.config import build_config, config_to_dict, read_mapping
@@ -103,5 +104,6 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({**config_to_dict(resolve(cfg)), "resume": str(snapshot) if snapshot else None}, indent=2))
         return 0
     run_dir = train(cfg, resume=snapshot, quiet=args.quiet)
-    print(run_dir)
+    if os.environ.get("RANK", "0") == "0":
+        print(run_dir)
     return 0

@@ -63,9 +63,17 @@ def all_reduce_grads(params: list[torch.nn.Parameter], info: DistInfo) -> None:
         offset += n
 
 
-def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    if info.enabled:
-        dist.all_reduce(t)
+def all_reduce_sum(t: torch.Tensor, info: DistInfo, op=None) -> torch.Tensor:
+    """In-place all-reduce (sum by default); CPU tensors take a trip to the GPU under NCCL."""
+    if not info.enabled:
+        return t
+    op = dist.ReduceOp.SUM if op is None else op
+    if t.device.type == "cpu" and dist.get_backend() == "nccl":
+        dev = t.to(torch.device("cuda", torch.cuda.current_device()))
+        dist.all_reduce(dev, op=op)
+        t.copy_(dev.cpu())
+    else:
+        dist.all_reduce(t, op=op)
     return t
 
 

@@ -132,7 +132,7 @@ def train(cfg: TrainConfig, resume: Path | None = None, quiet: bool = False,
     info = ddp.init_distributed(cfg.device)
     try:
         with _StopFlag() as stop:
-            return _train(cfg, resume, quiet or not info.is_main, dataset, info, stop)
+            return _train(cfg, resume, quiet, dataset, info, stop)
     finally:
         ddp.shutdown(info)
 
@@ -143,7 +143,10 @@ def _train(cfg: TrainConfig, resume: Path | None, quiet: bool, dataset: ImageDat
     cfg = resolve(cfg)
     device = resolve_device(cfg.device) if not info.enabled or cfg.device == "cpu" else (
         torch.device("cuda", info.local_rank) if torch.cuda.is_available() else torch.device("cpu"))
-    log = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
+    # ``warn`` is printed even with ``quiet`` (skipped files, interruption); only by rank 0.
+    warn = (lambda *a: print(*a, file=sys.stderr, flush=True)) if info.is_main else (lambda *a: None)
+    log = (lambda *a: None) if quiet else warn
+    quiet = quiet or not info.is_main
 
     state = ckpt.read_state(resume) if resume is not None else None
     if dataset is None:
@@ -151,7 +154,7 @@ def _train(cfg: TrainConfig, resume: Path | None, quiet: bool, dataset: ImageDat
     if dataset.resolution != cfg.resolution:
         raise UserError(f"--data: images are {dataset.resolution}px, expected {cfg.resolution}px")
     if dataset.skipped:
-        log(f"train-gan: skipped {len(dataset.skipped)} unreadable file(s) in {cfg.data}, "
+        warn(f"train-gan: skipped {len(dataset.skipped)} unreadable file(s) in {cfg.data}, "
             f"e.g. {', '.join(dataset.skipped[:3])}")
     log(f"train-gan: {len(dataset)} images from {cfg.data}" + (" (x2 mirrored)" if cfg.mirror else ""))
 
@@ -294,7 +297,7 @@ def _train(cfg: TrainConfig, resume: Path | None, quiet: bool, dataset: ImageDat
                 report_metrics(cfg, G_ema, dataset, run_dir, path, device, log)
         if stopping:
             name = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}.get(stop.signum, "a signal")
-            log(f"train-gan: stopped by {name}; resumable checkpoint {path} "
+            warn(f"train-gan: stopped by {name}; resumable checkpoint {path} "
                 f"(continue with --resume {path} or --resume latest)")
             raise TrainingInterrupted(str(path))
         # Tick timing should not include snapshot and grid writing.
@@ -339,6 +342,8 @@ def _format_tick(r: dict) -> str:
 def _save_snapshot(run_dir, cur_nimg, step, tick, cfg, options, G, G_ema, D, opt_G, opt_D, augment, ada,
                    pl_mean, order, info, device, reason) -> Path:
     name = ckpt.snapshot_name(cur_nimg)
+    if info.enabled:
+        _check_in_sync([G, D], info)
     tmp = ckpt.temp_snapshot_dir(run_dir, name)
     if info.is_main:
         tmp.mkdir(parents=True, exist_ok=True)
@@ -365,6 +370,17 @@ def _save_snapshot(run_dir, cur_nimg, step, tick, cfg, options, G, G_ema, D, opt
                             rng_files={0: ckpt.rng_state(device)}, tmp=tmp)
     ddp.barrier(info)
     return path
+
+
+def _check_in_sync(modules: list[torch.nn.Module], info: ddp.DistInfo) -> None:
+    """All processes must hold the same weights (cheap checksum, compared across ranks)."""
+    with torch.no_grad():
+        local = torch.stack([torch.stack([p.double().sum() for p in m.parameters()]).sum() for m in modules]).cpu()
+    low, high = local.clone(), local.clone()
+    ddp.all_reduce_sum(low, info, op=torch.distributed.ReduceOp.MIN)
+    ddp.all_reduce_sum(high, info, op=torch.distributed.ReduceOp.MAX)
+    if not torch.allclose(low, high, rtol=1e-9, atol=0):
+        raise RuntimeError(f"processes diverged: weight checksums range {low.tolist()} .. {high.tolist()}")
 
 
 def _load_snapshot(snapshot: Path, state: dict, G, G_ema, D, opt_G, opt_D, augment, ada, pl_mean, order,
