@@ -52,7 +52,8 @@ def make_reference(args: argparse.Namespace, out: Path) -> None:
     common = dict(z_dim=args.z_dim, c_dim=0, w_dim=args.z_dim, img_resolution=args.resolution, img_channels=3,
                   mapping_kwargs=dnnlib.EasyDict(num_layers=args.mapping_layers))
     synthesis = dnnlib.EasyDict(channel_base=args.channel_base, channel_max=args.channel_max,
-                                num_fp16_res=args.num_fp16_res, conv_clamp=args.conv_clamp)
+                                num_fp16_res=args.num_fp16_res, conv_clamp=args.conv_clamp,
+                                architecture=args.architecture)
     if args.flavor == "stylegan2-ada":
         from training import networks  # stylegan2-ada-pytorch training/networks.py
         G = networks.Generator(**common, synthesis_kwargs=synthesis)
@@ -132,6 +133,7 @@ def main() -> None:
     p.add_argument("--nvidia-src", help="folder with NVIDIA's dnnlib/, torch_utils/, training/")
     p.add_argument("--flavor", choices=["stylegan2-ada", "stylegan3"], default="stylegan2-ada",
                    help="training/networks.py (stylegan2-ada-pytorch) or training/networks_stylegan2.py (stylegan3)")
+    p.add_argument("--architecture", choices=["skip", "orig", "resnet"], default="skip")
     p.add_argument("--resolution", type=int, default=64)
     p.add_argument("--num-fp16-res", type=int, default=2)
     p.add_argument("--conv-clamp", type=float, default=256)

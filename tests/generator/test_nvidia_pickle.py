@@ -82,8 +82,9 @@ _SIMPLE = (bool, int, float, str, type(None), np.floating)
 class PersistencePickler(pickle.Pickler):
     """Pickles every ``nn.Module`` as NVIDIA's persistence does."""
 
-    def __init__(self, file, hook, module_src: str, root_kwargs: dict, class_names: dict | None = None):
-        super().__init__(file, protocol=4)
+    def __init__(self, file, hook, module_src: str, root_kwargs: dict, class_names: dict | None = None,
+                 protocol: int = 4):
+        super().__init__(file, protocol=protocol)
         self.hook, self.module_src, self.root_kwargs = hook, module_src, root_kwargs
         self.class_names = class_names or {}
 
@@ -113,7 +114,8 @@ class PersistencePickler(pickle.Pickler):
 
 
 def write_nvidia_pickle(path: Path, G: Generator, *, flat: bool = False, module_src: str = PLAIN_SRC,
-                        extra: dict | None = None, drop: tuple[str, ...] = (), class_names=None) -> None:
+                        extra: dict | None = None, drop: tuple[str, ...] = (), class_names=None,
+                        protocol: int = 4) -> None:
     with fake_nvidia_modules() as (persistence, util):
         kwargs = nvidia_init_kwargs(G.config, util.EasyDict, flat=flat)
         snapshot = dict(G=G, D=None, G_ema=G, augment_pipe=None,
@@ -123,7 +125,7 @@ def write_nvidia_pickle(path: Path, G: Generator, *, flat: bool = False, module_
             snapshot.pop(key)
         buf = io.BytesIO()
         PersistencePickler(buf, persistence._reconstruct_persistent_obj, module_src, kwargs,
-                           class_names).dump_snapshot(snapshot, G)
+                           class_names, protocol=protocol).dump_snapshot(snapshot, G)
     path.write_bytes(buf.getvalue())
 
 
@@ -167,6 +169,17 @@ def test_roundtrip_is_bit_exact(tmp_path, tiny_G, flat):
         assert torch.equal(tensors[key], value), key
     G2 = load_generator(path)
     assert torch.equal(_render(G2), _render(tiny_G))
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 5])
+def test_older_and_newer_pickle_protocols(tmp_path, tiny_G, protocol):
+    # Python 3.7-era snapshots use protocol 3 (GLOBAL opcodes, sets via REDUCE);
+    # protocol 2 spells bytes as _codecs.encode(...).
+    path = tmp_path / f"p{protocol}.pkl"
+    write_nvidia_pickle(path, tiny_G, protocol=protocol)
+    config, tensors = load_nvidia_pickle(path)
+    assert config == tiny_G.config
+    assert all(torch.equal(tensors[k], v) for k, v in tiny_G.state_dict().items())
 
 
 def test_config_comes_from_module_attributes(tmp_path):

@@ -19,6 +19,7 @@ Callers add their own stand-ins (``extra_allowed``), e.g. NVIDIA's
 
 from __future__ import annotations
 
+import _compat_pickle
 import collections
 import io
 import pickle
@@ -156,6 +157,12 @@ class SafeUnpickler(pickle.Unpickler):
         self._allowed = dict(allowed)
 
     def find_class(self, module: str, name: str) -> Any:
+        # Protocol 0-2 pickles carry Python 2 names ('__builtin__.set'); map them as
+        # pickle.Unpickler.find_class does (fix_imports), then look them up.
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        elif module in _compat_pickle.IMPORT_MAPPING:
+            module = _compat_pickle.IMPORT_MAPPING[module]
         target = self._allowed.get((module, name))
         if target is None:
             raise CheckpointError(
