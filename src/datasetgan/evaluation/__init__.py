@@ -1,0 +1,1 @@
+"""Scoring downstream models on real labelled images: metrics, cross-validation, reports, importers."""

@@ -1,0 +1,71 @@
+"""``datasetgan evaluate`` and ``datasetgan import-helen``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from datasetgan.core.devices import resolve_device
+from datasetgan.core.errors import UserError
+from datasetgan.segmenter.data import collect_items
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("evaluate", help="score a segmenter or keypoint run on real labelled images",
+                              description="mIoU (segmentation) or PCK (keypoints) of a train-segmenter/"
+                                          "train-keypoints run on labelled images, with optional k-fold "
+                                          "cross-validation over the run's epoch checkpoints.")
+    p.add_argument("--model", required=True, metavar="RUN", help="run folder (or one epoch_*/ checkpoint)")
+    p.add_argument("--images", required=True, metavar="DIR", help="test images")
+    p.add_argument("--labels", required=True, metavar="DIR", help="their masks (.png/.npy) or keypoint .json files")
+    p.add_argument("--spec", required=True, metavar="SPEC", help="label spec of the test labels (YAML/JSON)")
+    p.add_argument("--cv-folds", type=int, default=None, metavar="K",
+                   help="k-fold CV: 1/k picks the checkpoint, the other k-1/k score it (default: off, last epoch)")
+    p.add_argument("--cv-seed", type=int, default=0, help="seed of the fold split (default: 0)")
+    p.add_argument("--save-predictions", metavar="DIR", help="write <stem>.png class-id maps (or <stem>.json)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (metrics.json, report.html, ...)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if present)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run_evaluate)
+
+    h = subparsers.add_parser("import-helen", help="turn Helen's helen.mat into keypoint label files",
+                              description="Write images/, labels/<stem>.json (29 keypoints) and spec.json.")
+    h.add_argument("root", help="the Helen folder (helen.mat and img/)")
+    h.add_argument("--out", required=True, metavar="DIR")
+    h.add_argument("--subset", choices=("all", "pool", "test"), default="all",
+                   help="pool = first 248 by name, test = last 100 (default: all)")
+    h.set_defaults(func=run_import_helen)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from datasetgan.evaluation.evaluate import evaluate, resolve_checkpoints, save_predictions
+    from datasetgan.evaluation.report import write_outputs
+    from datasetgan.segmenter.models import load_checkpoint
+    if args.batch_size < 1:
+        raise UserError("--batch-size: must be at least 1")
+    device = resolve_device(args.device)
+    ckpts = resolve_checkpoints(args.model)
+    task = load_checkpoint(ckpts[-1])[2]["model"]["task"]
+    items, spec = collect_items(task, images=args.images, labels=args.labels, spec=args.spec)
+    if args.cv_folds is not None and len(ckpts) < 2:
+        print(f"note: {args.model} has one checkpoint; cross-validation only estimates its spread")
+    ev = evaluate(args.model, items, spec, device, cv_folds=args.cv_folds, cv_seed=args.cv_seed,
+                  batch_size=args.batch_size, quiet=args.quiet)
+    write_outputs(args.out, ev, items, spec, title=f"Evaluation of {Path(args.model).name}")
+    if args.save_predictions:
+        save_predictions(args.save_predictions, ev, items, spec)
+    m = ev.metrics
+    keys = ("miou", "miou_std", "pixel_accuracy") if task == "segmentation" else \
+        ("pck_0.05", "pck_0.1", "mean_l2", "pck_0.1_std")
+    print(json.dumps({k: round(m[k], 4) for k in keys if k in m}))
+    print(f"wrote {args.out}/metrics.json and report.html")
+    return 0
+
+
+def run_import_helen(args: argparse.Namespace) -> int:
+    from datasetgan.evaluation.importers import import_helen
+    n = import_helen(args.root, args.out, subset=args.subset)
+    print(f"wrote {n} images with 29 keypoints each to {args.out} (spec: {args.out}/spec.json)")
+    return 0
