@@ -171,6 +171,18 @@ def test_roundtrip_is_bit_exact(tmp_path, tiny_G, flat):
     assert torch.equal(_render(G2), _render(tiny_G))
 
 
+def test_conditional_generator(tmp_path):
+    G = random_generator(tiny_config(c_dim=3, num_fp16_res=0, conv_clamp=None))
+    path = tmp_path / "cond.pkl"
+    write_nvidia_pickle(path, G)
+    G2 = load_generator(path)
+    assert G2.config == G.config and "mapping.embed.weight" in G2.state_dict()
+    z = torch.randn([2, 16], generator=torch.Generator().manual_seed(0))
+    c = torch.eye(3)[:2]
+    with torch.no_grad():
+        assert torch.equal(G2(z, c), G(z, c))
+
+
 @pytest.mark.parametrize("protocol", [2, 3, 5])
 def test_older_and_newer_pickle_protocols(tmp_path, tiny_G, protocol):
     # Python 3.7-era snapshots use protocol 3 (GLOBAL opcodes, sets via REDUCE);

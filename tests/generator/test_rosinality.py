@@ -225,9 +225,10 @@ def test_hostile_pt_is_refused(tmp_path):
 
     path = tmp_path / "evil.pt"
     torch.save({"g_ema": {"style.1.weight": torch.zeros(2, 2)}, "args": Evil()}, path)
-    with pytest.raises(CheckpointError, match="refusing to load") as info:
+    with pytest.raises(CheckpointError, match=r"refusing to load: pickle references '(posix|nt|os)\.system'") as info:
         load_generator(path)
     assert str(path) in str(info.value)
+    assert "weights_only=False" not in str(info.value)
     assert not marker.exists()
 
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import math
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -67,10 +68,12 @@ def _read(path: Path) -> dict:
         with torch.serialization.safe_globals([argparse.Namespace]):
             data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        # weights_only refusals land here; the message names the global it met.
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(path, f"refusing to load: the file holds more than tensors and plain data "
-                                    f"({first})") from None
+        # weights_only refusals land here; name the global, drop torch's advice to
+        # retry with weights_only=False (which would run the file's code).
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f"pickle references '{found.group(1)}'" if found else "the pickle holds more than tensors and plain data"
+        raise CheckpointError(path, f"refusing to load: {what}, which a checkpoint may not contain "
+                                    "(only tensors, containers and numbers are read; no code from the file is run)") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
         raise CheckpointError(path, f"not a readable torch checkpoint (truncated or corrupt?): {exc}") from None
     if not isinstance(data, dict):
