@@ -131,11 +131,11 @@ _IGNORED_KWARGS = {"fp16_channels_last", "fused_modconv_default", "freeze_layers
 _GENERATOR_ARGS = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs", "synthesis_kwargs")
 
 
-def _generator_kwargs(G: PersistentObject, path: Path) -> dict[str, Any]:
+def _generator_kwargs(G: PersistentObject, path: Path, which: str) -> dict[str, Any]:
     args = G.attr("_init_args") or ()
     kwargs = dict(G.attr("_init_kwargs") or {})
     if not isinstance(args, (tuple, list)):
-        raise CheckpointError(path, "G_ema: '_init_args' is not a tuple")
+        raise CheckpointError(path, f"{which}: '_init_args' is not a tuple")
     for name, value in zip(_GENERATOR_ARGS, args):
         kwargs.setdefault(name, value)
     for name in ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels"):
@@ -143,22 +143,22 @@ def _generator_kwargs(G: PersistentObject, path: Path) -> dict[str, Any]:
             if isinstance(G.attr(name), int):
                 kwargs[name] = G.attr(name)
             else:
-                raise CheckpointError(path, f"G_ema: init kwarg '{name}' not found")
+                raise CheckpointError(path, f"{which}: init kwarg '{name}' not found")
     return kwargs
 
 
-def _derive_config(G: PersistentObject, path: Path) -> GeneratorConfig:
+def _derive_config(G: PersistentObject, path: Path, which: str = "G_ema") -> GeneratorConfig:
     if G.class_name != "Generator":
         raise CheckpointError(path, f"expected a 'Generator', found a '{G.class_name}'")
     synthesis, mapping = G.child("synthesis"), G.child("mapping")
     if synthesis is None or mapping is None:
-        raise CheckpointError(path, "G_ema has no 'synthesis'/'mapping' sub-modules; not a StyleGAN2 generator")
+        raise CheckpointError(path, f"{which} has no 'synthesis'/'mapping' sub-modules; not a StyleGAN2 generator")
     if synthesis.child("b4") is None:
         kind = "a StyleGAN3 (alias-free) generator" if synthesis.child("input") is not None else "an unknown generator"
-        raise CheckpointError(path, f"G_ema is {kind}; only StyleGAN2 generators (stylegan2-ada-pytorch "
+        raise CheckpointError(path, f"{which} is {kind}; only StyleGAN2 generators (stylegan2-ada-pytorch "
                                     "'training.networks', stylegan3 'training.networks_stylegan2') are supported")
 
-    kwargs = _generator_kwargs(G, path)
+    kwargs = _generator_kwargs(G, path, which)
     mapping_kwargs = dict(kwargs.pop("mapping_kwargs", None) or {})
     # stylegan2-ada nests synthesis kwargs; stylegan3's networks_stylegan2 passes them flat.
     synthesis_kwargs = dict(kwargs.pop("synthesis_kwargs", None) or {})
@@ -167,45 +167,53 @@ def _derive_config(G: PersistentObject, path: Path) -> GeneratorConfig:
 
     res = top["img_resolution"]
     if not isinstance(res, int) or res < 4 or res & (res - 1):
-        raise CheckpointError(path, f"G_ema: img_resolution {res!r} is not a power of two >= 4")
+        raise CheckpointError(path, f"{which}: img_resolution {res!r} is not a power of two >= 4")
     block_res = [2 ** i for i in range(2, int(math.log2(res)) + 1)]
     blocks = {r: synthesis.child(f"b{r}") for r in block_res}
     missing = [f"synthesis.b{r}" for r, b in blocks.items() if b is None]
     if missing:
-        raise CheckpointError(path, f"G_ema: missing sub-module(s) {', '.join(missing)}")
+        raise CheckpointError(path, f"{which}: missing sub-module(s) {', '.join(missing)}")
 
     # Values the modules recorded when they were built are the ground truth.
     layer = blocks[4].child("conv1")
     if layer is None:
-        raise CheckpointError(path, "G_ema: missing sub-module synthesis.b4.conv1")
+        raise CheckpointError(path, f"{which}: missing sub-module synthesis.b4.conv1")
     conv_clamp = layer.attr("conv_clamp", synthesis_kwargs.get("conv_clamp"))
     use_noise = bool(layer.attr("use_noise", synthesis_kwargs.get("use_noise", True)))
     activation = layer.attr("activation", synthesis_kwargs.get("activation", "lrelu"))
     architecture = blocks[4].attr("architecture", synthesis_kwargs.get("architecture", "skip"))
     fp16 = [r for r in block_res if blocks[r].attr("use_fp16", False)]
     num_fp16_res = 0 if not fp16 else int(math.log2(res)) + 1 - int(math.log2(min(fp16)))
+    if fp16 != [r for r in block_res if fp16 and r >= min(fp16)]:
+        raise CheckpointError(path, f"{which}: fp16 blocks {fp16} are not the highest resolutions; "
+                                    "not something num_fp16_res can express")
     if activation != "lrelu":
-        raise CheckpointError(path, f"G_ema: synthesis activation '{activation}' is not supported (only 'lrelu')")
+        raise CheckpointError(path, f"{which}: synthesis activation '{activation}' is not supported (only 'lrelu')")
     mapping_activation = mapping_kwargs.get("activation", "lrelu")
     if mapping_activation != "lrelu":
-        raise CheckpointError(path, f"G_ema: mapping activation '{mapping_activation}' is not supported (only 'lrelu')")
+        raise CheckpointError(path, f"{which}: mapping activation '{mapping_activation}' is not supported (only 'lrelu')")
     kernel_size = synthesis_kwargs.get("kernel_size", 3)
     if kernel_size != 3:
-        raise CheckpointError(path, f"G_ema: kernel_size {kernel_size} is not supported (only 3)")
+        raise CheckpointError(path, f"{which}: kernel_size {kernel_size} is not supported (only 3)")
 
     known = {"channel_base", "channel_max", "num_fp16_res", "conv_clamp", "architecture", "resample_filter",
              "use_noise", "activation", "kernel_size"}
     unknown = sorted(k for k in synthesis_kwargs if k not in known and k not in _IGNORED_KWARGS)
     if unknown:
-        raise CheckpointError(path, f"G_ema: init kwarg(s) {', '.join(map(repr, unknown))} are not part of "
+        raise CheckpointError(path, f"{which}: init kwarg(s) {', '.join(map(repr, unknown))} are not part of "
                                     "NVIDIA's StyleGAN2 generator; refusing to guess what they change")
     unknown = sorted(k for k in mapping_kwargs if k not in
                      {"num_layers", "embed_features", "layer_features", "activation", "lr_multiplier"} | _IGNORED_KWARGS)
     if unknown:
-        raise CheckpointError(path, f"G_ema: mapping kwarg(s) {', '.join(map(repr, unknown))} are not supported")
+        raise CheckpointError(path, f"{which}: mapping kwarg(s) {', '.join(map(repr, unknown))} are not supported")
 
     resample_filter = synthesis_kwargs.get("resample_filter", [1, 3, 3, 1])
     w_avg_beta = mapping.attr("w_avg_beta", mapping_kwargs.get("w_avg_beta", 0.995))
+    # FullyConnectedLayer records lr_multiplier as bias_gain: the value actually used.
+    fc0 = mapping.child("fc0")
+    lr_multiplier = fc0.attr("bias_gain") if fc0 is not None else None
+    if not isinstance(lr_multiplier, (int, float)) or isinstance(lr_multiplier, bool):
+        lr_multiplier = mapping_kwargs.get("lr_multiplier", 0.01)
     values = dict(
         **top,
         mapping_layers=mapping.attr("num_layers", mapping_kwargs.get("num_layers", 8)),
@@ -216,15 +224,15 @@ def _derive_config(G: PersistentObject, path: Path) -> GeneratorConfig:
         architecture=architecture,
         embed_features=mapping_kwargs.get("embed_features"),
         layer_features=mapping_kwargs.get("layer_features"),
-        mapping_lr_multiplier=float(mapping_kwargs.get("lr_multiplier", 0.01)),
+        mapping_lr_multiplier=float(lr_multiplier),
         w_avg_beta=None if w_avg_beta is None else float(w_avg_beta),
         use_noise=use_noise,
         resample_filter=tuple(int(v) for v in resample_filter),
     )
     try:
-        return GeneratorConfig.from_dict(values, source=f"{path} (G_ema init kwargs)")
+        return GeneratorConfig.from_dict(values, source=f"{path} ({which} init kwargs)")
     except Exception as exc:
-        raise CheckpointError(path, f"G_ema: cannot represent this generator: {exc}") from None
+        raise CheckpointError(path, f"{which}: cannot represent this generator: {exc}") from None
 
 
 def load_nvidia_pickle(path: str | Path, which: str = "G_ema") -> tuple[GeneratorConfig, dict[str, torch.Tensor]]:
@@ -246,18 +254,18 @@ def load_nvidia_pickle(path: str | Path, which: str = "G_ema") -> tuple[Generato
     G = data[which]
     if not isinstance(G, PersistentObject):
         raise CheckpointError(path, f"'{which}' is a {type(G).__name__}, expected a pickled NVIDIA network")
-    config = _derive_config(G, path)
+    config = _derive_config(G, path, which)
     tensors = {k: v.detach().clone().contiguous() for k, v in flatten_module_state(G, path).items()}
-    _check_filter(config, tensors, path)
+    _check_filter(config, tensors, path, which)
     return config, tensors
 
 
-def _check_filter(config: GeneratorConfig, tensors: dict[str, torch.Tensor], path: Path) -> None:
+def _check_filter(config: GeneratorConfig, tensors: dict[str, torch.Tensor], path: Path, which: str) -> None:
     # The resample filter is a buffer in the file and a field in the config; they must agree.
     # (NVIDIA's upfirdn2d.setup_filter: 2-D outer product below 8 taps, else kept separable.)
     f = torch.as_tensor(config.resample_filter, dtype=torch.float32)
     expected = torch.outer(f, f) / f.sum() ** 2 if f.numel() < 8 else f / f.sum()
     got = tensors.get("synthesis.b4.resample_filter")
     if got is not None and (got.shape != expected.shape or not torch.allclose(got.float(), expected, atol=1e-6)):
-        raise CheckpointError(path, "G_ema: key 'synthesis.b4.resample_filter' does not match the "
+        raise CheckpointError(path, f"{which}: key 'synthesis.b4.resample_filter' does not match the "
                                     f"filter {list(config.resample_filter)} from the init kwargs")
