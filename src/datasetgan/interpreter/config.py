@@ -1,0 +1,42 @@
+"""The interpreter's training settings: one frozen dataclass, saved with the model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class InterpreterConfig:
+    """Defaults are the reference release's (DESIGN.md), except where noted."""
+
+    members: int = 10                    # ensemble size
+    pixels_per_image: int | None = None  # None = every labelled pixel ("all", the reference)
+    batch_size: int = 64                 # pixels per batch, per member
+    lr: float = 1e-3                     # Adam
+    max_epochs: int = 100
+    patience: int = 50                   # stop a member after this many batches without a new best loss...
+    min_epochs: int = 4                  # ...counted only from this epoch on (the reference: "epoch > 3")
+    min_class_pixels: int = 20           # a class with fewer pixels in a mask is ignored there
+    max_steps: int | None = None         # cap on batches (benchmarks, smoke runs); None = no cap
+    seed: int = 0                        # initialisation, pixel sampling and batch order
+    layers: tuple[str, ...] = ()         # feature taps (names or resolutions); empty = all
+    upsample: Literal["bilinear", "nearest"] = "bilinear"
+    feature_dtype: Literal["float16", "float32"] = "float16"  # storage of the native-size maps
+    heatmap_sigma: float = 2.0           # keypoints: Gaussian target width, in label pixels
+    visibility_threshold: float = 0.5    # keypoints: a peak below this is reported invisible
+
+    def __post_init__(self) -> None:
+        from datasetgan.core.errors import UserError
+        checks = [("members", self.members, 1), ("batch_size", self.batch_size, 2),
+                  ("max_epochs", self.max_epochs, 1), ("patience", self.patience, 0),
+                  ("min_epochs", self.min_epochs, 0), ("min_class_pixels", self.min_class_pixels, 0)]
+        for name, value, low in checks:
+            if value < low:
+                raise UserError(f"--{name.replace('_', '-')} {value}: must be >= {low}")
+        if self.pixels_per_image is not None and self.pixels_per_image < 1:
+            raise UserError(f"--pixels-per-image {self.pixels_per_image}: must be >= 1 or 'all'")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise UserError(f"--max-steps {self.max_steps}: must be >= 1")
+        if self.lr <= 0 or self.heatmap_sigma <= 0:
+            raise UserError("--lr and --heatmap-sigma must be > 0")

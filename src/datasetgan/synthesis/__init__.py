@@ -1,0 +1,1 @@
+"""Labelled data set synthesis: `datasetgan synthesize`."""

@@ -1,0 +1,47 @@
+"""``datasetgan synthesize``: a labelled data set from a generator and an interpreter."""
+
+from __future__ import annotations
+
+import argparse
+
+from datasetgan.core.devices import resolve_device
+from datasetgan.generator import load_generator
+from datasetgan.interpreter.artifact import Interpreter
+from datasetgan.synthesis.run import SynthesisConfig, synthesize
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "synthesize", help="generate a labelled data set (images, labels, uncertainty filtering)",
+        description="Render seeds S..S+N-1, label them with the interpreter, drop the most uncertain, "
+                    "and write images/, labels/, dataset.json, manifest.jsonl and a contact sheet. "
+                    "An interrupted run, restarted with the same arguments, finishes the same data set.")
+    p.add_argument("--generator", required=True, metavar="CKPT", help="the generator the interpreter was trained for")
+    p.add_argument("--interpreter", required=True, metavar="DIR", help="folder written by train-interpreter")
+    p.add_argument("--n", required=True, type=int, help="number of candidate seeds")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--seed-start", type=int, default=0, help="first seed (seeds mean what they mean in `sample`)")
+    p.add_argument("--truncation", type=float, default=0.7, metavar="PSI", help="default 0.7")
+    p.add_argument("--truncation-cutoff", type=int, default=None, metavar="N",
+                   help="truncate only the first N ws (default: all, as `sample`)")
+    p.add_argument("--drop-uncertain", type=float, default=0.1, metavar="FRACTION",
+                   help="fraction of the most uncertain samples to drop (default 0.1)")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--class-idx", type=int, default=None, help="class for conditional generators")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if present)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_synthesize)
+
+
+def run_synthesize(args: argparse.Namespace) -> int:
+    config = SynthesisConfig(n=args.n, seed_start=args.seed_start, truncation=args.truncation,
+                             truncation_cutoff=args.truncation_cutoff, drop_uncertain=args.drop_uncertain,
+                             batch_size=args.batch_size, class_idx=args.class_idx)
+    device = resolve_device(args.device)
+    interp = Interpreter.load(args.interpreter, device=device)
+    G = load_generator(args.generator, device=device)
+    info = synthesize(G, interp, args.out, config, device, generator_checkpoint=str(args.generator),
+                      interpreter_dir=str(args.interpreter), quiet=args.quiet)
+    print(f"{args.out}: {info['kept']} of {config.n} samples kept "
+          f"({len(info['dropped_seeds'])} most uncertain dropped)")
+    return 0

@@ -1,0 +1,224 @@
+"""Labelled data set generation, resumable and independent of the batch size.
+
+Layout while running (``OUT/.staging/``): ``run.json`` (the arguments that
+define the data set) and, per seed, the image, the label and last a record
+``<seed:06d>.json`` (uncertainty score, class counts or keypoints). A seed
+counts as done when its record exists, and every file is written atomically,
+so an interrupted run restarted with the same arguments renders only the
+missing seeds. When all ``N`` candidates exist, the most uncertain are
+dropped (ties broken by seed), the kept files are linked to their final
+names, and ``dataset.json`` is written last: its presence means the data set
+is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from datasetgan.core.errors import UserError
+from datasetgan.core.fileio import atomic_path, read_jsonl, write_json
+from datasetgan.core.images import save_png, to_uint8
+from datasetgan.core.progress import progress
+from datasetgan.generator import Generator
+from datasetgan.generator.sampling import render_seeds
+from datasetgan.interpreter.artifact import Interpreter
+from datasetgan.interpreter.predict import predict
+from datasetgan.synthesis.outputs import write_coco_keypoints, write_contact_sheet
+
+FORMAT = "datasetgan-dataset"
+STAGING = ".staging"
+
+
+@dataclass(frozen=True)
+class SynthesisConfig:
+    n: int
+    seed_start: int = 0
+    truncation: float = 0.7
+    truncation_cutoff: int | None = None
+    drop_uncertain: float = 0.1
+    batch_size: int = 4
+    class_idx: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise UserError(f"--n {self.n}: must be >= 1")
+        if self.seed_start < 0 or self.seed_start + self.n > 2 ** 32:
+            raise UserError(f"--seed-start {self.seed_start}: seeds must lie in [0, 2**32)")
+        if not 0 <= self.drop_uncertain < 1:
+            raise UserError(f"--drop-uncertain {self.drop_uncertain}: must lie in [0, 1)")
+        if self.batch_size < 1:
+            raise UserError(f"--batch-size {self.batch_size}: must be >= 1")
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(range(self.seed_start, self.seed_start + self.n))
+
+    @property
+    def keep_count(self) -> int:
+        """``N - round(N * drop)`` (round half up)."""
+        return self.n - int(math.floor(self.n * self.drop_uncertain + 0.5))
+
+
+def run_key(config: SynthesisConfig, generator_fp: str, interpreter_fp: str) -> dict:
+    """Everything that determines the data set (not the batch size or device)."""
+    return {"generator": generator_fp, "interpreter": interpreter_fp, "seed_start": config.seed_start,
+            "n": config.n, "truncation": config.truncation, "truncation_cutoff": config.truncation_cutoff,
+            "drop_uncertain": config.drop_uncertain, "class_idx": config.class_idx}
+
+
+def _record_path(staging: Path, seed: int) -> Path:
+    return staging / f"{seed:06d}.json"
+
+
+def _write_candidate(staging: Path, seed: int, image: np.ndarray, pred, i: int, interp: Interpreter) -> None:
+    """One seed's staged files; the record goes last and marks the seed done."""
+    record: dict = {"seed": seed, "uncertainty": float(pred.scores[i])}
+    save_png(staging / f"{seed:06d}.image.png", image)
+    if interp.task == "segmentation":
+        labels = pred.labels[i].numpy().astype(np.uint8)
+        save_png(staging / f"{seed:06d}.label.png", labels, palette=interp.spec.palette)
+        counts = np.bincount(labels.reshape(-1), minlength=interp.spec.num_classes)
+        record["class_pixels"] = {name: int(c) for name, c in zip(interp.spec.classes, counts)}
+    else:
+        record["keypoints"] = [[round(float(x), 3), round(float(y), 3), int(v)]
+                               for x, y, v in pred.keypoints[i].tolist()]
+    write_json(_record_path(staging, seed), record)
+
+
+def _check_run(out: Path, key: dict) -> bool:
+    """True when ``out`` already holds this exact data set; errors for a different one."""
+    done = out / "dataset.json"
+    if done.exists():
+        old = json.loads(done.read_text(encoding="utf-8")).get("run")
+        if old != key:
+            raise UserError(f"--out {out}: already holds a different data set ({done}); choose another folder")
+        return True
+    staged = out / STAGING / "run.json"
+    if staged.exists():
+        old = json.loads(staged.read_text(encoding="utf-8"))
+        if old != key:
+            diff = sorted(k for k in key if key.get(k) != old.get(k))
+            raise UserError(f"--out {out}: holds an unfinished run with different settings "
+                            f"({', '.join(diff)}); restart it with the same arguments or use another folder")
+    return False
+
+
+@torch.no_grad()
+def render_candidates(G: Generator, interp: Interpreter, config: SynthesisConfig, staging: Path,
+                      device: torch.device, quiet: bool = False) -> None:
+    """Render and label every seed whose record is missing."""
+    selected = interp.selected_features(G)
+    todo = [s for s in config.seeds if not _record_path(staging, s).exists()]
+    c = None
+    if G.c_dim:
+        if config.class_idx is None or not 0 <= config.class_idx < G.c_dim:
+            raise UserError(f"--class-idx: this generator is conditional; give a class in [0, {G.c_dim})")
+        c = torch.zeros(G.c_dim)
+        c[config.class_idx] = 1
+    interp.model.to(device)
+    bar = progress(desc="synthesize", total=config.n, initial=config.n - len(todo), unit="img", disable=quiet)
+    for batch, _z, _ws, img, maps in render_seeds(G, todo, config.truncation, config.truncation_cutoff,
+                                                   "const", config.batch_size, c=c, return_features=True):
+        pred = predict(interp.model, selected.pick(maps), interp.out_size, interp.upsample, interp.task,
+                       interp.visibility_threshold)
+        pred = type(pred)(**{k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in vars(pred).items()})
+        images = to_uint8(img)
+        for i, seed in enumerate(batch):
+            _write_candidate(staging, seed, images[i], pred, i, interp)
+            bar.update(1)
+    bar.close()
+
+
+def select(records: list[dict], keep: int) -> tuple[list[dict], list[dict]]:
+    """Drop the most uncertain: sort by (score, seed), keep the first ``keep``.
+    Returns ``(kept, dropped)``, each in seed order."""
+    ranked = sorted(records, key=lambda r: (r["uncertainty"], r["seed"]))
+    kept = sorted(ranked[:keep], key=lambda r: r["seed"])
+    dropped = sorted(ranked[keep:], key=lambda r: r["seed"])
+    return kept, dropped
+
+
+def _place(src: Path, dst: Path) -> None:
+    """Put a staged file under its final name atomically (hard link, else copy)."""
+    with atomic_path(dst) as tmp:
+        tmp.unlink()
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+
+
+def finalise(out: Path, interp: Interpreter, config: SynthesisConfig, key: dict,
+             generator_checkpoint: str, interpreter_dir: str) -> dict:
+    staging = out / STAGING
+    records = [json.loads(_record_path(staging, s).read_text(encoding="utf-8")) for s in config.seeds]
+    kept, dropped = select(records, config.keep_count)
+    manifest = []
+    for r in kept:
+        stem = f"{r['seed']:06d}"
+        entry = {"seed": r["seed"], "uncertainty": r["uncertainty"], "image": f"images/{stem}.png"}
+        _place(staging / f"{stem}.image.png", out / entry["image"])
+        if interp.task == "segmentation":
+            entry["label"] = f"labels/{stem}.png"
+            entry["class_pixels"] = r["class_pixels"]
+            _place(staging / f"{stem}.label.png", out / entry["label"])
+        else:
+            entry["label"] = f"labels/{stem}.json"
+            entry["keypoints"] = r["keypoints"]
+            write_json(out / entry["label"], r["keypoints"], indent=None)
+        manifest.append(entry)
+    with atomic_path(out / "manifest.jsonl") as tmp:
+        tmp.write_text("".join(json.dumps(e) + "\n" for e in manifest), encoding="utf-8")
+    if interp.task == "keypoints":
+        write_coco_keypoints(out / "keypoints_coco.json", manifest, interp.spec, interp.out_size)
+    write_contact_sheet(out, manifest, interp.spec, interp.task, [r["seed"] for r in dropped])
+    info = {
+        "format": FORMAT, "version": 1, "task": interp.task,
+        "classes": list(interp.spec.classes), "palette": [list(c) for c in interp.spec.palette],
+        "keypoints": list(interp.spec.keypoints or []),
+        "keypoint_convention": "pixels; (0, 0) is the centre of the top-left pixel",
+        "generator": {"checkpoint": generator_checkpoint, "fingerprint": key["generator"]},
+        "interpreter": {"path": interpreter_dir, "fingerprint": key["interpreter"]},
+        "seeds": {"start": config.seed_start, "n": config.n}, "kept": len(kept),
+        "dropped_seeds": [r["seed"] for r in dropped],
+        "truncation": config.truncation, "truncation_cutoff": config.truncation_cutoff,
+        "drop_uncertain": config.drop_uncertain, "uncertainty": "mean of the top 10% per-pixel "
+        + ("Jensen-Shannon divergence of the ensemble" if interp.task == "segmentation"
+           else "ensemble variance of the heatmaps"),
+        "files": {"manifest": "manifest.jsonl", "contact_sheet": "contact_sheet.png", "report": "index.html",
+                  **({"coco_keypoints": "keypoints_coco.json"} if interp.task == "keypoints" else {})},
+        "run": key,
+    }
+    write_json(out / "dataset.json", info)  # last: marks the data set complete
+    shutil.rmtree(staging, ignore_errors=True)
+    return info
+
+
+def synthesize(G: Generator, interp: Interpreter, out: str | Path, config: SynthesisConfig,
+               device: torch.device, generator_checkpoint: str = "", interpreter_dir: str = "",
+               quiet: bool = False) -> dict:
+    """Make (or finish) the data set in ``out``; returns the ``dataset.json`` content."""
+    from datasetgan.generator import generator_fingerprint
+    out = Path(out)
+    interp.selected_features(G, source=interpreter_dir or "--interpreter")  # fingerprint check first
+    key = run_key(config, generator_fingerprint(G), interp.fingerprint())
+    if _check_run(out, key):
+        shutil.rmtree(out / STAGING, ignore_errors=True)
+        return json.loads((out / "dataset.json").read_text(encoding="utf-8"))
+    staging = out / STAGING
+    staging.mkdir(parents=True, exist_ok=True)
+    write_json(staging / "run.json", key)
+    render_candidates(G, interp, config, staging, device, quiet)
+    return finalise(out, interp, config, key, generator_checkpoint, interpreter_dir)
+
+
+def read_manifest(out: str | Path) -> list[dict]:
+    return read_jsonl(Path(out) / "manifest.jsonl")
