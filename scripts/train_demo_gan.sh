@@ -4,7 +4,7 @@
 # 1. Render 5,000 unlabelled training faces (seeds 0-4999) with the demo's
 #    procedural renderer. Labels are not written: the GAN never sees any.
 # 2. Train a small 64x64 StyleGAN2 with `datasetgan train-gan` on the CPU
-#    (no GPU was available): channel base 1024, channel max 128 (128-128-64-32-16
+#    (no GPU was available): channel base 512, channel max 128 (128-64-32-16-8
 #    channels at 4-8-16-32-64 px), z/w 128, mapping depth 2, batch 16, mirror,
 #    no augmentation (the procedural set is large and not at risk of D overfitting).
 # 3. Write the last snapshot's G_ema in the own format into the package.
@@ -20,7 +20,7 @@ BIN="${BIN:-.venv/bin}"
 "$BIN/python" -c "from datasetgan.demo.render import render_dataset; render_dataset('$DATA', 5000, 0, labels=False)"
 OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" nice -n 10 "$BIN/datasetgan" train-gan \
     --data "$DATA/images" --resolution 64 --out "$RUNS" --kimg "$KIMG" --batch 16 --aug none --mirror \
-    --channel-base 1024 --channel-max 128 --map-depth 2 --z-dim 128 --w-dim 128 \
+    --channel-base 512 --channel-max 128 --map-depth 2 --z-dim 128 --w-dim 128 \
     --tick-kimg 1 --snap-ticks 4 --image-ticks 2 --keep-snapshots 3 --seed 0 --device cpu
 RUN="$(ls -d "$RUNS"/*/ | sort | tail -n 1)"
 "$BIN/datasetgan" convert "$RUN" src/datasetgan/assets/demo_generator --overwrite

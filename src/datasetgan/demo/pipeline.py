@@ -127,7 +127,7 @@ def make_labels(cfg: DemoConfig, samples: Path, out: Path, seeds: list[int]) -> 
         model = Annotator.load(ann_dir)
     else:
         # No trained annotator at hand (a checkout without assets): a tiny one, quickly.
-        model = train_annotator(AnnotatorConfig(width=8, train_images=250, steps=60, batch_size=16),
+        model = train_annotator(AnnotatorConfig(width=8, train_images=250, steps=20, batch_size=8),
                                 show_progress=not cfg.quiet)
     return annotate_folder(model, samples / "images", [f"{s:06d}" for s in seeds], labels_dir)
 
@@ -144,6 +144,7 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
     spec_path = out / "spec.json"
     write_json(spec_path, label_spec())
     dev = ["--device", cfg.device]
+    quiet = ["--quiet"] if cfg.quiet else []
 
     tl.stage("generator")
     generator = resolve_generator(cfg, out)
@@ -160,8 +161,8 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
     tl.stage("train-interpreter")
     interpreter = out / "interpreter"
     run_command(["train-interpreter", "--samples", str(samples), "--labels", str(labels), "--spec", str(spec_path),
-                 "--out", str(interpreter), "--members", str(cfg.members),
-                 "--pixels-per-image", cfg.pixels_per_image, *dev], "train-interpreter")
+                 "--out", str(interpreter), "--task", "segmentation", "--members", str(cfg.members),
+                 "--pixels-per-image", cfg.pixels_per_image, *dev, *quiet], "train-interpreter")
 
     tl.stage("synthesize")
     synthetic = out / "synthetic"
@@ -176,7 +177,7 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
     seg = ["--arch", cfg.arch, "--batch-size", str(cfg.seg_batch_size), "--resolution", str(cfg.seg_resolution), *dev]
     tl.stage("train-segmenter (DatasetGAN)")
     run_command(["train-segmenter", "--data", str(synthetic), "--out", str(out / "segmenter_datasetgan"),
-                 "--epochs", str(cfg.seg_epochs), *seg], "train-segmenter (DatasetGAN)")
+                 "--epochs", str(cfg.seg_epochs), *seg, *quiet], "train-segmenter (DatasetGAN)")
 
     tl.stage("train-segmenter (baseline)")
     n_synth = len(list((synthetic / "images").glob("*.png")))
@@ -186,15 +187,20 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
         base_epochs = max(1, math.ceil(steps / math.ceil(len(seeds) / cfg.seg_batch_size)))
     run_command(["train-segmenter", "--images", str(samples / "images"), "--labels", str(labels),
                  "--spec", str(spec_path), "--out", str(out / "segmenter_baseline"),
-                 "--epochs", str(base_epochs), *seg], "train-segmenter (baseline)")
+                 "--epochs", str(base_epochs), *seg, *quiet], "train-segmenter (baseline)")
 
     tl.stage("evaluate")
     for name in ("datasetgan", "baseline"):
         run_command(["evaluate", "--model", str(out / f"segmenter_{name}"), "--images", str(test / "images"),
                      "--labels", str(test / "labels"), "--spec", str(test / "spec.json"),
-                     "--out", str(out / f"eval_{name}"), *dev], f"evaluate ({name})")
+                     "--out", str(out / f"eval_{name}"), "--save-predictions", str(out / "predictions" / name),
+                     *dev, *quiet], f"evaluate ({name})")
 
     tl.stage("report")
+    from datasetgan.demo.uncertainty import pick_seeds, write_uncertainty_maps
+
+    write_uncertainty_maps(generator, interpreter, pick_seeds(synthetic / "manifest.jsonl"), cfg.truncation,
+                           out / "uncertainty")
     results = collect_results(cfg, out, n_synth=n_synth, baseline_epochs=base_epochs)
     tl.done()
     results["seconds"] = {**tl.seconds, "total": round(tl.total, 1)}

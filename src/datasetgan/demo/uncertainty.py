@@ -1,0 +1,47 @@
+"""Per-pixel uncertainty maps of a few synthesised images, for the demo report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from datasetgan.core.fileio import read_jsonl
+from datasetgan.core.images import save_png, to_uint8
+
+
+def pick_seeds(manifest: Path, n: int = 8) -> list[int]:
+    """The ``n // 2`` most and ``n // 2`` least uncertain kept samples of a ``synthesize`` run."""
+    records = [r for r in read_jsonl(manifest) if "seed" in r]
+    key = next((k for k in ("uncertainty", "uncertainty_score", "score") if records and k in records[0]), None)
+    if key is None:
+        return [int(r["seed"]) for r in records[:n]]
+    ranked = sorted(records, key=lambda r: -float(r[key]))
+    half = max(1, n // 2)
+    chosen = ranked[:half] + ranked[-half:] if len(ranked) > n else ranked
+    return [int(r["seed"]) for r in chosen]
+
+
+@torch.no_grad()
+def write_uncertainty_maps(generator: str | Path, interpreter: str | Path, seeds: Sequence[int],
+                           truncation: float, out: str | Path) -> Path:
+    """``out/<seed>.png`` (the image) and ``out/<seed>.npy`` (``[H, W]`` float32 Jensen-Shannon
+    divergence of the ensemble), regenerated from the seeds exactly as ``synthesize`` does."""
+    from datasetgan.generator import load_generator
+    from datasetgan.generator.sampling import render_seeds
+    from datasetgan.interpreter.artifact import Interpreter
+    from datasetgan.interpreter.predict import predict
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    G = load_generator(generator, device="cpu").eval()
+    interp = Interpreter.load(interpreter)
+    selected = interp.selected_features(G)
+    for batch, _, _, img, feats in render_seeds(G, list(seeds), truncation, return_features=True, batch_size=8):
+        pred = predict(interp.model, selected.pick(feats), interp.out_size, interp.upsample, interp.task)
+        for seed, image, unc in zip(batch, to_uint8(img), pred.uncertainty.cpu().numpy()):
+            save_png(out / f"{seed:06d}.png", image)
+            np.save(out / f"{seed:06d}.npy", unc.astype(np.float32))
+    return out

@@ -1,0 +1,34 @@
+"""``datasetgan demo --quick`` end to end on tiny sizes: every stage runs, every output is written."""
+
+from __future__ import annotations
+
+import json
+
+from datasetgan.cli import main
+from datasetgan.demo.config import DemoConfig, load_demo_config
+from datasetgan.demo.domain import CLASSES
+
+
+def test_synth_total_keeps_exactly_enough():
+    for keep, drop in ((2000, 0.1), (24, 0.1), (10, 0.0), (7, 0.33)):
+        cfg = DemoConfig(synth_keep=keep, drop_uncertain=drop)
+        n = cfg.synth_total
+        assert n - round(n * drop) >= keep and (n - 1) - round((n - 1) * drop) < keep
+
+
+def test_quick_preset_uses_the_random_generator():
+    cfg = load_demo_config(None, quick=True)
+    assert cfg.generator == "random" and cfg.synth_keep < 100
+
+
+def test_quick_demo_end_to_end(tmp_path):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--quick", "--quiet"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    for key in ("datasetgan_miou", "baseline_miou"):
+        assert 0 <= results[key] <= 100
+    for key in ("datasetgan_per_class_iou", "baseline_per_class_iou"):
+        assert set(results[key]) == set(CLASSES)
+    assert results["synthetic_images"] == load_demo_config(None, quick=True).synth_keep
+    html = (out / "report.html").read_text()
+    assert "Per-class IoU" in html and "report/labelled.png" in html
