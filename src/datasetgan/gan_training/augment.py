@@ -147,6 +147,11 @@ class AdaptiveAugment(torch.nn.Module):
         return c
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Matrices and resampling in float32 even under autocast (bf16 would quantise pixels).
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return self._forward(x)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         n, ch, h, w = x.shape
         device = x.device
         dtype = x.dtype

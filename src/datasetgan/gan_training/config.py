@@ -67,7 +67,7 @@ class TrainConfig:
     image_ticks: int = 10                # sample grid every N ticks (and at the start and end)
     grid_size: int = 32                  # images in the sample grid (fixed seeds)
     keep_snapshots: int = 0              # keep only the newest N snapshots (0 = all)
-    metrics: str = "none"                # "fid,kid" with metrics_weights; "none" skips
+    metrics: str = "fid,kid"             # at the end of training; skipped with a notice without metrics_weights
     metrics_weights: str | None = None   # local torchvision inception_v3 weights (.safetensors / .pt)
     metrics_images: int = 5000
     workers: int = 4                     # image-decoding threads when loading the data set

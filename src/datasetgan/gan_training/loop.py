@@ -336,7 +336,7 @@ def _tick_record(stats, tick, cur_nimg, step, seconds, nimg, augment, info) -> d
 def _format_tick(r: dict) -> str:
     losses = " ".join(f"{k.split('/', 1)[1]} {v:.3f}" for k, v in r.items() if k.startswith("Loss/"))
     return (f"tick {r['tick']:<4d} kimg {r['kimg']:<9.3f} {r['sec_per_kimg']:.2f} s/kimg "
-            f"{r['img_per_sec']:.0f} img/s  p {r['augment_p']:.3f}  {losses}")
+            f"{r['img_per_sec']:.1f} img/s  p {r['augment_p']:.3f}  {losses}")
 
 
 def _save_snapshot(run_dir, cur_nimg, step, tick, cfg, options, G, G_ema, D, opt_G, opt_D, augment, ada,
