@@ -23,6 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cv-folds", type=int, default=None, metavar="K",
                    help="k-fold CV: 1/k picks the checkpoint, the other k-1/k score it (default: off, last epoch)")
     p.add_argument("--cv-seed", type=int, default=0, help="seed of the fold split (default: 0)")
+    p.add_argument("--checkpoint-every", type=int, default=1, metavar="N",
+                   help="with --cv-folds: consider every N-th epoch checkpoint, counted back from the last")
     p.add_argument("--save-predictions", metavar="DIR", help="write <stem>.png class-id maps (or <stem>.json)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (metrics.json, report.html, ...)")
     p.add_argument("--batch-size", type=int, default=8)
@@ -52,7 +54,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.cv_folds is not None and len(ckpts) < 2:
         print(f"note: {args.model} has one checkpoint; cross-validation only estimates its spread")
     ev = evaluate(args.model, items, spec, device, cv_folds=args.cv_folds, cv_seed=args.cv_seed,
-                  batch_size=args.batch_size, quiet=args.quiet)
+                  batch_size=args.batch_size, every=args.checkpoint_every, quiet=args.quiet)
     write_outputs(args.out, ev, items, spec, title=f"Evaluation of {Path(args.model).name}")
     if args.save_predictions:
         save_predictions(args.save_predictions, ev, items, spec)

@@ -127,12 +127,17 @@ class Evaluation:
 
 
 def evaluate(model_path: str | Path, items: list[Item], spec: LabelSpec, device: torch.device,
-             cv_folds: int | None = None, cv_seed: int = 0, batch_size: int = 8, quiet: bool = False) -> Evaluation:
+             cv_folds: int | None = None, cv_seed: int = 0, batch_size: int = 8, every: int = 1,
+             quiet: bool = False) -> Evaluation:
     """Score every checkpoint of ``model_path`` on ``items``; with ``cv_folds``, k-fold selection over them.
 
     Without cross-validation the last checkpoint is scored on all images.
+    ``every`` keeps every n-th checkpoint, counted back from the last one.
     """
     ckpts = resolve_checkpoints(model_path)
+    if every < 1:
+        raise UserError(f"--checkpoint-every {every}: must be at least 1")
+    ckpts = ckpts[::-1][::every][::-1]
     _, model_spec, meta = load_checkpoint(ckpts[-1])
     task, resolution = meta["model"]["task"], int(meta["model"]["resolution"])
     check_spec(model_spec, spec, task, str(model_path))
@@ -161,6 +166,7 @@ def evaluate(model_path: str | Path, items: list[Item], spec: LabelSpec, device:
         results = cross_validate(len(candidates), folds, score)
         mean, std = summarize(results)
         chosen = most_chosen(results)
+        out["last_checkpoint_score"] = score(len(candidates) - 1, np.arange(n))
         out["cv"] = {"folds": cv_folds, "seed": cv_seed, "mean": mean, "std": std,
                      "per_fold": [{"fold": r.fold, "checkpoint": candidates[r.chosen].name,
                                    "select_score": r.select_score, "score": r.score} for r in results]}

@@ -69,7 +69,8 @@ def _batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarr
     chunks = [order[i:i + batch_size] for i in range(0, n, batch_size)]
     # BatchNorm (ASPP pooling branch) cannot train on a single sample: fold a lone last one into its neighbour.
     if len(chunks) > 1 and len(chunks[-1]) == 1:
-        chunks[-2] = np.concatenate([chunks[-2], chunks.pop()])
+        last = chunks.pop()
+        chunks[-1] = np.concatenate([chunks[-1], last])
     return chunks
 
 

@@ -1,0 +1,76 @@
+"""Data sources, pairing errors and augmentation consistency."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from datasetgan.core.errors import LabelError, UserError
+from datasetgan.core.images import save_png
+from datasetgan.core.labels import LabelSpec
+from datasetgan.segmenter.data import Augment, Item, LabelledImages, collect_items
+
+
+def test_collect_from_folders_and_errors(tiny_set):
+    items, spec = collect_items("segmentation", images=tiny_set / "images", labels=tiny_set / "labels",
+                                spec=tiny_set / "spec.yaml")
+    assert [it.stem for it in items] == ["000000", "000001", "000002", "000003"] and spec.num_classes == 2
+    kitems, _ = collect_items("keypoints", images=tiny_set / "images", labels=tiny_set / "keypoints",
+                              spec=tiny_set / "spec.yaml")
+    assert kitems[0].keypoints.shape == (3, 3)
+    (tiny_set / "labels" / "000003.png").rename(tiny_set / "labels" / "000009.png")
+    with pytest.raises(UserError) as err:
+        collect_items("segmentation", images=tiny_set / "images", labels=tiny_set / "labels", spec=tiny_set / "spec.yaml")
+    assert "000003.png" in str(err.value) and "000009.png" in str(err.value)
+    (tiny_set / "labels" / "000009.png").unlink()
+    Image.fromarray(np.zeros((20, 20), np.uint8), mode="L").save(tiny_set / "labels" / "000003.png")
+    with pytest.raises(LabelError, match=r"000003\.png: label is 20x20 \(HxW\) but its image 000003\.png is 40x36"):
+        collect_items("segmentation", images=tiny_set / "images", labels=tiny_set / "labels", spec=tiny_set / "spec.yaml")
+    (tiny_set / "keypoints" / "000001.json").write_text(json.dumps([[5, 6, 1], [50, 8, 1], [1, 1, 0]]))
+    with pytest.raises(LabelError, match=r"000001\.json: keypoint 1 \(right\) at \(50, 8\) lies outside"):
+        collect_items("keypoints", images=tiny_set / "images", labels=tiny_set / "keypoints", spec=tiny_set / "spec.yaml")
+    with pytest.raises(UserError, match="either --data"):
+        collect_items("segmentation", images=tiny_set / "images")
+
+
+def test_collect_from_a_synthesize_folder(tmp_path):
+    root = tmp_path / "synth"
+    palette = [[0, 0, 0], [10, 200, 30], [200, 10, 30]]
+    (root / "images").mkdir(parents=True)
+    for seed in range(3):
+        Image.fromarray(np.full((16, 16, 3), seed * 40, np.uint8)).save(root / "images" / f"{seed:06d}.png")
+        save_png(root / "labels" / f"{seed:06d}.png", np.full((16, 16), seed, np.uint8), palette=palette)
+    (root / "dataset.json").write_text(json.dumps({"classes": ["bg", "x", "y"], "palette": palette,
+                                                   "keypoints": None, "generator": {"fingerprint": "abc"}}))
+    items, spec = collect_items("segmentation", data=root)
+    assert spec.classes == ("bg", "x", "y") and len(items) == 3
+    with pytest.raises(UserError, match="no dataset.json"):
+        collect_items("segmentation", data=tmp_path)
+
+
+def test_augmentation_moves_keypoints_with_the_image():
+    spec = LabelSpec(classes=(), keypoints=("left", "right"), keypoint_flip=((0, 1),))
+    img = np.zeros((48, 48, 3), np.uint8)
+    img[8:13, 8:13] = (255, 0, 0)         # "left" marker, centre (10, 10)
+    img[28:33, 33:38] = (0, 255, 0)       # "right" marker, centre (35, 30)
+    import tempfile, pathlib
+    with tempfile.TemporaryDirectory() as d:
+        path = pathlib.Path(d) / "a.png"
+        Image.fromarray(img).save(path)
+        item = Item("a", path, keypoints=np.array([[10.0, 10.0, 1], [35.0, 30.0, 1]]))
+        data = LabelledImages([item], spec, 32, augment=Augment(flip=True, crop_min=0.8, jitter=0.0), seed=0)
+        flips = 0
+        for epoch in range(8):
+            data.set_epoch(epoch)
+            out = data[0]
+            x, kp = out["image"].numpy(), out["keypoints"].numpy()
+            red = np.argwhere(x[0] > 0.5)
+            red_centre = red.mean(0)[::-1]  # (x, y)
+            # Whichever index sits on the red marker must be "left" before the flip, i.e. swapped when flipped.
+            dist = np.linalg.norm(kp[:, :2] - red_centre, axis=1)
+            flips += int(dist.argmin() == 1)
+            assert dist.min() < 1.0, (epoch, kp, red_centre)
+        assert 0 < flips < 8    # both flipped and unflipped draws occurred

@@ -1,0 +1,29 @@
+"""Training: run folder layout, resume, refusal of a different run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from datasetgan.core.errors import UserError
+from datasetgan.segmenter.data import collect_items
+from datasetgan.segmenter.train import TrainConfig, list_epochs, train
+
+
+def test_train_checkpoints_and_resume(tiny_set, tmp_path):
+    items, spec = collect_items("segmentation", images=tiny_set / "images", labels=tiny_set / "labels",
+                                spec=tiny_set / "spec.yaml")
+    cfg = TrainConfig(epochs=1, batch_size=3, resolution=32)   # 4 images: a lone last sample is folded in
+    run = train(items, spec, "segmentation", cfg, tmp_path / "run", torch.device("cpu"), quiet=True)
+    assert [p.name for p in list_epochs(run)] == ["epoch_001"]
+    assert (run / "epoch_001" / "config.json").exists() and (run / "state" / "state.safetensors").exists()
+    train(items, spec, "segmentation", TrainConfig(epochs=2, batch_size=3, resolution=32), run,
+          torch.device("cpu"), quiet=True)
+    assert [p.name for p in list_epochs(run)] == ["epoch_001", "epoch_002"]
+    stats = [json.loads(l) for l in (run / "stats.jsonl").read_text().splitlines()]
+    assert [s["epoch"] for s in stats] == [1, 2]
+    with pytest.raises(UserError, match="different settings"):
+        train(items, spec, "segmentation", TrainConfig(epochs=2, batch_size=3, resolution=48), run,
+              torch.device("cpu"), quiet=True)
