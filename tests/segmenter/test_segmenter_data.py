@@ -74,3 +74,16 @@ def test_augmentation_moves_keypoints_with_the_image():
             flips += int(dist.argmin() == 1)
             assert dist.min() < 1.0, (epoch, kp, red_centre)
         assert 0 < flips < 8    # both flipped and unflipped draws occurred
+
+
+def test_keypoints_from_a_synthesize_folder(tmp_path):
+    root = tmp_path / "synth"
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    for seed in range(2):
+        Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(root / "images" / f"{seed:06d}.png")
+        (root / "labels" / f"{seed:06d}.json").write_text(json.dumps([[3.0, 4.0, 1], [12.0, 4.0, 1]]))
+    (root / "dataset.json").write_text(json.dumps({"task": "keypoints", "classes": [], "palette": [],
+                                                   "keypoints": ["l", "r"], "keypoint_flip": [["l", "r"]]}))
+    items, spec = collect_items("keypoints", data=root)
+    assert spec.keypoint_flip == ((0, 1),) and items[1].keypoints[1, 0] == 12.0

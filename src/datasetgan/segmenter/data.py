@@ -101,7 +101,9 @@ def collect_items(task: str, data: str | Path | None = None, images: str | Path 
         label_spec = spec if isinstance(spec, LabelSpec) else (
             load_label_spec(spec) if spec is not None else spec_from_dataset_json(root / "dataset.json"))
         images, labels = root / "images", root / "labels"
-        if task == "keypoints" and not (root / "keypoints").is_dir():
+        # Keypoints: labels/<stem>.json (what synthesize writes), else keypoints/<stem>.json, else COCO JSON.
+        has_json = labels.is_dir() and any(p.suffix == ".json" for p in labels.iterdir())
+        if task == "keypoints" and not has_json and not (root / "keypoints").is_dir():
             cocos = [p for p in sorted(root.glob("*.json")) if p.name != "dataset.json"]
             if not cocos:
                 raise UserError(f"--data {root}: no keypoints/ folder and no COCO keypoints JSON")
@@ -112,7 +114,7 @@ def collect_items(task: str, data: str | Path | None = None, images: str | Path 
                 raise UserError(f"{cocos[0]}: no keypoints for {len(missing)} image(s), e.g. {missing[0]}")
             items = [Item(s, found[s], keypoints=table[s]) for s in sorted(found)]
             return _checked(items, label_spec, check_sizes), label_spec
-        if task == "keypoints":
+        if task == "keypoints" and not has_json:
             labels = root / "keypoints"
     else:
         if images is None or labels is None or spec is None:
