@@ -27,3 +27,15 @@ def test_train_checkpoints_and_resume(tiny_set, tmp_path):
     with pytest.raises(UserError, match="different settings"):
         train(items, spec, "segmentation", TrainConfig(epochs=2, batch_size=3, resolution=48), run,
               torch.device("cpu"), quiet=True)
+
+
+@pytest.mark.gpu
+def test_amp_training_on_gpu(tiny_set, tmp_path):
+    if not torch.cuda.is_available():
+        pytest.fail("the gpu marker needs a CUDA device")
+    items, spec = collect_items("segmentation", images=tiny_set / "images", labels=tiny_set / "labels",
+                                spec=tiny_set / "spec.yaml")
+    run = train(items, spec, "segmentation", TrainConfig(epochs=1, batch_size=2, resolution=32, amp=True),
+                tmp_path / "run", torch.device("cuda"), quiet=True)
+    state = json.loads((run / "state" / "state.json").read_text())
+    assert state["scaler"] is not None and [p.name for p in list_epochs(run)] == ["epoch_001"]
