@@ -44,7 +44,7 @@ class SynthesisConfig:
     truncation: float = 0.7
     truncation_cutoff: int | None = None
     drop_uncertain: float = 0.1
-    batch_size: int = 4
+    batch_size: int = 1  # seeds per step; the data set never depends on it (see render_candidates)
     class_idx: int | None = None
 
     def __post_init__(self) -> None:
@@ -125,8 +125,12 @@ def render_candidates(G: Generator, interp: Interpreter, config: SynthesisConfig
         c[config.class_idx] = 1
     interp.model.to(device)
     bar = progress(desc="synthesize", total=config.n, initial=config.n - len(todo), unit="img", disable=quiet)
+    # One seed per generator call: batched float kernels round differently for
+    # different batch shapes (mapping and modulated convs differ by ~1e-6 between
+    # batch 1 and 4), which flips uint8 pixels and near-tie labels. Computing each
+    # seed alone is what makes the data set independent of --batch-size.
     for batch, _z, _ws, img, maps in render_seeds(G, todo, config.truncation, config.truncation_cutoff,
-                                                   "const", config.batch_size, c=c, return_features=True):
+                                                   "const", 1, c=c, return_features=True):
         pred = predict(interp.model, selected.pick(maps), interp.out_size, interp.upsample, interp.task,
                        interp.visibility_threshold)
         pred = type(pred)(**{k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in vars(pred).items()})

@@ -1,0 +1,190 @@
+"""End to end: 8 labelled samples -> interpreter -> synthetic data set.
+
+A tiny generator whose colours are a fixed function of its features, 8
+labelled samples of it, and an interpreter trained on them (once per module).
+
+A randomly initialised skip-architecture StyleGAN re-colours every sample
+through its toRGB style modulation, so its colours are not a fixed function
+of its features (a trained generator's semantics are). The fixture uses the
+'orig' architecture (one toRGB, fed by the last feature map) with the toRGB
+style affine zeroed, so that "red channel above a threshold" is a labelling
+that a pixel classifier can learn from a few samples, as parts are on a
+trained generator.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import make_tiny_generator
+
+from datasetgan.cli import main
+from datasetgan.synthesis import run as synth_run
+
+RED_THRESHOLD = 160  # uint8 red channel above this -> class 1
+
+
+def red_labels(image: np.ndarray) -> np.ndarray:
+    return (image[:, :, 0] > RED_THRESHOLD).astype(np.uint8)
+
+
+def make_colour_generator(seed: int = 0):
+    G = make_tiny_generator(seed=seed, architecture="orig")
+    with torch.no_grad():
+        for name, p in G.named_parameters():
+            if "torgb.affine.weight" in name:
+                p.zero_()
+    return G
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory) -> dict[str, Path]:
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("labelled")
+    make_colour_generator().save_pretrained(root / "G")
+    assert main(["sample", "--checkpoint", str(root / "G"), "--seeds", "0-7", "--out", str(root / "samples"),
+                 "--device", "cpu"]) == 0
+    (root / "labels").mkdir()
+    for p in sorted((root / "samples" / "images").glob("*.png")):
+        Image.fromarray(red_labels(np.asarray(Image.open(p)))).save(root / "labels" / p.name)
+    (root / "spec.yaml").write_text("classes: [other, red]\npalette: [[0, 0, 0], [255, 0, 0]]\n")
+    return {"root": root, "G": root / "G", "samples": root / "samples", "labels": root / "labels",
+            "spec": root / "spec.yaml"}
+
+
+@pytest.fixture(scope="module")
+def interpreter_dir(labelled) -> Path:
+    """Trained with the reference settings (10 members, all pixels, early stopping)."""
+    torch.set_num_threads(1)
+    out = labelled["root"] / "interp"
+    assert main(["train-interpreter", "--samples", str(labelled["samples"]), "--labels", str(labelled["labels"]),
+                 "--spec", str(labelled["spec"]), "--out", str(out), "--device", "cpu", "--quiet"]) == 0
+    return out
+
+
+def _synth(labelled, interpreter_dir, out: Path, *extra: str) -> int:
+    return main(["synthesize", "--generator", str(labelled["G"]), "--interpreter", str(interpreter_dir),
+                 "--out", str(out), "--device", "cpu", "--quiet", *extra])
+
+
+def _snapshot(out: Path) -> dict[str, bytes]:
+    """Every file of a finished data set, by relative path (dataset.json aside: it names paths)."""
+    files = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    files.pop("dataset.json")
+    return files
+
+
+def test_sanity_segmentation_accuracy(labelled, interpreter_dir, tmp_path):
+    """>= 95% pixel accuracy on new samples, from 8 labelled ones."""
+    out = tmp_path / "ds"
+    assert _synth(labelled, interpreter_dir, out, "--n", "24", "--seed-start", "100",
+                  "--drop-uncertain", "0") == 0
+    manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert [e["seed"] for e in manifest] == list(range(100, 124))
+    correct = total = 0
+    for e in manifest:
+        image = np.asarray(Image.open(out / e["image"]))
+        label = Image.open(out / e["label"])
+        assert label.mode == "P" and label.getpalette()[:6] == [0, 0, 0, 255, 0, 0]
+        label = np.asarray(label)
+        correct += int((label == red_labels(image)).sum())
+        total += label.size
+        assert e["class_pixels"] == {"other": int((label == 0).sum()), "red": int((label == 1).sum())}
+    accuracy = correct / total
+    majority = max(np.mean([red_labels(np.asarray(Image.open(out / e["image"]))).mean() for e in manifest]),
+                   0.5)
+    print(f"pixel accuracy {accuracy:.4f} (majority class {majority:.3f})")
+    assert accuracy >= 0.95
+
+
+def test_outputs_and_drop_count(labelled, interpreter_dir, tmp_path):
+    out = tmp_path / "ds"
+    assert _synth(labelled, interpreter_dir, out, "--n", "10", "--drop-uncertain", "0.25") == 0
+    info = json.loads((out / "dataset.json").read_text())
+    manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert info["kept"] == len(manifest) == 10 - 3  # round(2.5) half up
+    kept = {e["seed"] for e in manifest}
+    assert kept | set(info["dropped_seeds"]) == set(range(10))
+    assert sorted(p.name for p in (out / "images").iterdir()) == [f"{s:06d}.png" for s in sorted(kept)]
+    assert sorted(p.name for p in (out / "labels").iterdir()) == [f"{s:06d}.png" for s in sorted(kept)]
+    assert (out / "contact_sheet.png").exists() and (out / "index.html").exists()
+    assert not (out / ".staging").exists()
+    assert info["classes"] == ["other", "red"] and len(info["generator"]["fingerprint"]) == 64
+    # A seed means what it means in `sample`: same image bytes for seed 3.
+    if 3 in kept:
+        assert (out / "images/000003.png").read_bytes() == (labelled["samples"] / "images/000003.png").read_bytes()
+
+
+def test_dropped_are_the_most_uncertain(labelled, interpreter_dir, tmp_path):
+    out = tmp_path / "all"
+    assert _synth(labelled, interpreter_dir, out, "--n", "8", "--drop-uncertain", "0") == 0
+    scores = {json.loads(l)["seed"]: json.loads(l)["uncertainty"] for l in (out / "manifest.jsonl").read_text().splitlines()}
+    out2 = tmp_path / "some"
+    assert _synth(labelled, interpreter_dir, out2, "--n", "8", "--drop-uncertain", "0.25") == 0
+    dropped = json.loads((out2 / "dataset.json").read_text())["dropped_seeds"]
+    assert sorted(dropped) == sorted(sorted(scores, key=lambda s: (scores[s], s))[-2:])
+
+
+def test_independent_of_batch_size(labelled, interpreter_dir, tmp_path):
+    assert _synth(labelled, interpreter_dir, tmp_path / "b1", "--n", "6", "--batch-size", "1") == 0
+    assert _synth(labelled, interpreter_dir, tmp_path / "b4", "--n", "6", "--batch-size", "4") == 0
+    assert _snapshot(tmp_path / "b1") == _snapshot(tmp_path / "b4")
+
+
+@pytest.mark.parametrize("where", ["render", "finalise"])
+def test_interrupted_run_finishes_identically(labelled, interpreter_dir, tmp_path, monkeypatch, where):
+    assert _synth(labelled, interpreter_dir, tmp_path / "whole", "--n", "7", "--batch-size", "2") == 0
+    out = tmp_path / "resumed"
+    calls = {"n": 0}
+    if where == "render":
+        original = synth_run._write_candidate
+
+        def flaky(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 4:
+                raise KeyboardInterrupt
+            return original(*args, **kwargs)
+        monkeypatch.setattr(synth_run, "_write_candidate", flaky)
+    else:
+        def broken(*args, **kwargs):
+            raise KeyboardInterrupt
+        monkeypatch.setattr(synth_run, "write_contact_sheet", broken)
+    assert _synth(labelled, interpreter_dir, out, "--n", "7", "--batch-size", "2") == 130
+    assert not (out / "dataset.json").exists()
+    if where == "render":  # nothing final yet, and only whole seeds staged
+        assert not (out / "images").exists()
+        assert len(list((out / ".staging").glob("0*.json"))) == 3
+    monkeypatch.undo()
+    assert _synth(labelled, interpreter_dir, out, "--n", "7", "--batch-size", "3") == 0
+    assert _snapshot(out) == _snapshot(tmp_path / "whole")
+    # Running it again is a no-op; other settings in the same folder are refused.
+    assert _synth(labelled, interpreter_dir, out, "--n", "7") == 0
+    assert _synth(labelled, interpreter_dir, out, "--n", "8") == 2
+
+
+def test_unfinished_run_with_other_settings_is_refused(labelled, interpreter_dir, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "ds"
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(synth_run, "_write_candidate", boom)
+    assert _synth(labelled, interpreter_dir, out, "--n", "4") == 130
+    monkeypatch.undo()
+    assert _synth(labelled, interpreter_dir, out, "--n", "4", "--truncation", "0.5") == 2
+    assert "truncation" in capsys.readouterr().err
+
+
+def test_interpreter_for_another_generator_is_refused(labelled, interpreter_dir, tmp_path, capsys):
+    make_colour_generator(seed=1).save_pretrained(tmp_path / "G2")
+    code = main(["synthesize", "--generator", str(tmp_path / "G2"), "--interpreter", str(interpreter_dir),
+                 "--out", str(tmp_path / "ds"), "--n", "2", "--device", "cpu", "--quiet"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "fingerprint" in err and str(interpreter_dir) in err
+    assert not (tmp_path / "ds").exists()
