@@ -1,6 +1,7 @@
 """End-to-end: a 16x16 model trains a few steps on the CPU, snapshots, resumes exactly."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -106,3 +107,11 @@ def test_cli_prints_user_errors_without_traceback(image_folder, tmp_path, capsys
                    "--out", str(tmp_path / "runs"), "--device", "cpu", "--quiet"])
     assert rc == 2
     assert "--data" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("preset", sorted((Path(__file__).resolve().parents[2] / "configs" / "gan").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_presets_resolve(preset, image_folder, capsys):
+    assert main(["train-gan", "--config", str(preset), "--data", str(image_folder), "--dry-run"]) == 0
+    resolved = json.loads(capsys.readouterr().out)
+    assert resolved["resolution"] >= 8 and resolved["gamma"] is not None

@@ -10,9 +10,6 @@ on the device until the end of a tick (one sync per tick).
 from __future__ import annotations
 
 import copy
-import dataclasses
-import json
-import math
 import signal
 import sys
 import threading
@@ -34,7 +31,8 @@ from datasetgan.gan_training.config import (TrainConfig, check_config, discrimin
                                             generator_config, resolve)
 from datasetgan.gan_training.dataset import BatchSource, DataOrder, ImageDataset, load_dataset
 from datasetgan.gan_training.discriminator import Discriminator
-from datasetgan.gan_training.losses import LossContext, d_main, d_r1, g_main, g_pl
+from datasetgan.gan_training.losses import LossContext
+from datasetgan.gan_training.step import StepParts, train_step
 from datasetgan.generator import Generator, z_from_seeds
 
 
@@ -92,20 +90,6 @@ def build_networks(cfg: TrainConfig, device: torch.device) -> tuple[Generator, G
     D = Discriminator(discriminator_config(cfg)).train().requires_grad_(False).to(device)
     G_ema = copy.deepcopy(G).eval()
     return G, G_ema, D
-
-
-def _ema_update(G_ema: Generator, G: Generator, beta: float) -> None:
-    with torch.no_grad():
-        ema_p = list(G_ema.parameters())
-        torch._foreach_lerp_(ema_p, list(G.parameters()), 1.0 - beta)
-        for b_ema, b in zip(G_ema.buffers(), G.buffers()):
-            b_ema.copy_(b)
-
-
-def _nan_to_num_grads(params: list[torch.nn.Parameter]) -> None:
-    for p in params:
-        if p.grad is not None:
-            torch.nan_to_num_(p.grad, nan=0.0, posinf=1e5, neginf=-1e5)
 
 
 def save_grid(G_ema: Generator, z: torch.Tensor, path: Path, batch: int = 32) -> None:
@@ -203,7 +187,6 @@ def _train(cfg: TrainConfig, resume: Path | None, quiet: bool, dataset: ImageDat
     source = BatchSource(dataset, device)
     per_rank = cfg.batch // info.world_size
     chunk = cfg.batch_gpu or per_rank
-    n_chunks = per_rank // chunk
     grid_z = z_from_seeds(list(range(cfg.grid_size)), G.z_dim).to(device)
 
     if info.is_main and state is None:
@@ -215,7 +198,8 @@ def _train(cfg: TrainConfig, resume: Path | None, quiet: bool, dataset: ImageDat
     tick_nimg = max(int(cfg.tick_kimg * 1000), 1)
     tick_start_nimg, tick_start_time = cur_nimg, time.time()
     stats: dict[str, list[torch.Tensor]] = {}
-    g_params, d_params = list(G.parameters()), list(D.parameters())
+    parts = StepParts(cfg=cfg, ctx=ctx, G=G, G_ema=G_ema, D=D, opt_G=opt_G, opt_D=opt_D, ada=ada, info=info,
+                      chunk=chunk)
     check_stop_every = 4 if info.enabled else 1
     log(f"train-gan: run folder {run_dir}; training to {cfg.kimg:g} kimg, batch {cfg.batch}, device {device}")
 
@@ -230,43 +214,8 @@ def _train(cfg: TrainConfig, resume: Path | None, quiet: bool, dataset: ImageDat
         # ---- one step --------------------------------------------------------------------
         idx = order.next(cfg.batch)[info.rank * per_rank:(info.rank + 1) * per_rank]
         real = source(idx, channels_last=ctx.channels_last)
-        z_g = torch.randn([per_rank, G.z_dim], device=device)
-        z_d = torch.randn([per_rank, G.z_dim], device=device)
-
-        G.requires_grad_(True)
-        opt_G.zero_grad(set_to_none=True)
-        for zc in z_g.split(chunk):
-            add("Loss/G/loss", g_main(ctx, zc, gain=1 / n_chunks))
-        _step(opt_G, g_params, info)
-        if g_reg and step % g_reg == 0:
-            opt_G.zero_grad(set_to_none=True)
-            for zc in torch.randn_like(z_g).split(chunk):
-                add("Loss/pl_penalty", g_pl(ctx, zc, gain=g_reg / n_chunks))
-            _step(opt_G, g_params, info)
-        G.requires_grad_(False)
-
-        D.requires_grad_(True)
-        opt_D.zero_grad(set_to_none=True)
-        for rc, zc in zip(real.split(chunk), z_d.split(chunk)):
-            lf, lr = d_main(ctx, rc, zc, gain=1 / n_chunks)
-            add("Loss/D/fake", lf)
-            add("Loss/D/real", lr)
-        _step(opt_D, d_params, info)
-        if cfg.gamma > 0 and step % cfg.r1_interval == 0:
-            opt_D.zero_grad(set_to_none=True)
-            for rc in real.split(chunk):
-                add("Loss/r1_penalty", d_r1(ctx, rc, gain=cfg.r1_interval / n_chunks))
-            _step(opt_D, d_params, info)
-        D.requires_grad_(False)
-
-        cur_nimg += cfg.batch
+        cur_nimg = train_step(parts, real, step, cur_nimg, add)
         step += 1
-        ema_nimg = cfg.ema_kimg * 1000
-        if cfg.ema_rampup:
-            ema_nimg = min(ema_nimg, cur_nimg * cfg.ema_rampup)
-        _ema_update(G_ema, G, 0.5 ** (cfg.batch / max(ema_nimg, 1e-8)))
-        if ada is not None and step % cfg.ada_interval == 0:
-            ada.update(cfg.batch, reduce=lambda t: ddp.all_reduce_sum(t, info))
 
         # ---- bookkeeping -----------------------------------------------------------------
         done = cur_nimg >= total_nimg
@@ -303,12 +252,6 @@ def _train(cfg: TrainConfig, resume: Path | None, quiet: bool, dataset: ImageDat
         # Tick timing should not include snapshot and grid writing.
         tick_start_time = time.time()
     return run_dir
-
-
-def _step(opt: torch.optim.Optimizer, params: list[torch.nn.Parameter], info: ddp.DistInfo) -> None:
-    ddp.all_reduce_grads(params, info)
-    _nan_to_num_grads(params)
-    opt.step()
 
 
 def _tick_record(stats, tick, cur_nimg, step, seconds, nimg, augment, info) -> dict:
