@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from conftest import make_tiny_generator
+from tests.conftest import make_tiny_generator
 from datasetgan.generator import FeatureMap, FeatureSpec, Generator, GeneratorConfig, z_from_seeds
 
 

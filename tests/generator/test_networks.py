@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import make_tiny_generator
+from tests.conftest import make_tiny_generator
 from datasetgan.core.errors import UserError
 from datasetgan.generator import Generator, GeneratorConfig, z_from_seeds
 from datasetgan.generator.layers import FullyConnectedLayer

@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from conftest import make_tiny_generator
+from tests.conftest import make_tiny_generator
 from datasetgan.core.errors import CheckpointError
 from datasetgan.generator import Generator, generator_fingerprint, load_generator, z_from_seeds
 

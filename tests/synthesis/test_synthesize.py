@@ -22,7 +22,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import make_tiny_generator
+from tests.conftest import make_tiny_generator
 
 from datasetgan.cli import main
 from datasetgan.synthesis import run as synth_run
