@@ -1,0 +1,112 @@
+"""train-interpreter from the command line: outputs, keypoint mode, and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests.conftest import make_tiny_generator
+
+from datasetgan.cli import main
+from datasetgan.interpreter.artifact import Interpreter
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory) -> Path:
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("samples")
+    make_tiny_generator().save_pretrained(root / "G")
+    assert main(["sample", "--checkpoint", str(root / "G"), "--seeds", "0-3", "--out", str(root / "s"),
+                 "--device", "cpu"]) == 0
+    (root / "spec.yaml").write_text("classes: [bg, a, b]\npalette: [[0,0,0],[255,0,0],[0,255,0]]\n"
+                                    "keypoints: [tip, tail]\n")
+    return root
+
+
+def _masks(folder: Path, stems, size=32, value=None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, stem in enumerate(stems):
+        m = np.zeros((size, size), np.uint8)
+        m[:, size // 2:] = 1 if value is None else value
+        m[: size // 3] = 2
+        Image.fromarray(m).save(folder / f"{stem}.png")
+    return folder
+
+
+def _train(samples: Path, labels: Path, out: Path, *extra: str) -> int:
+    return main(["train-interpreter", "--samples", str(samples / "s"), "--labels", str(labels),
+                 "--spec", str(samples / "spec.yaml"), "--out", str(out), "--device", "cpu", "--quiet",
+                 "--members", "3", "--max-steps", "15", *extra])
+
+
+def test_train_writes_config_and_weights(samples, tmp_path):
+    labels = _masks(tmp_path / "L", ["000000", "000002"])  # a sample without a label is simply unused
+    assert _train(samples, labels, tmp_path / "out", "--pixels-per-image", "100") == 0
+    cfg = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert cfg["task"] == "segmentation" and cfg["label_spec"]["classes"] == ["bg", "a", "b"]
+    assert cfg["ensemble"] == {"in_features": 192, "num_outputs": 3, "members": 3, "hidden": [128, 32]}
+    assert cfg["training"]["labelled"] == ["000000", "000002"] and cfg["training"]["pixels"] == 200
+    assert len(cfg["generator"]["fingerprint"]) == 64
+    interp = Interpreter.load(tmp_path / "out")
+    assert interp.out_size == (32, 32) and interp.layers[0] == "b4.conv1"
+    assert set(interp.model.state_dict()) >= {"w1", "bn1_mean", "w3"}
+
+
+def test_keypoint_mode_trains_and_synthesizes(samples, tmp_path):
+    labels = tmp_path / "K"
+    labels.mkdir()
+    for k, stem in enumerate(["000000", "000001", "000003"]):
+        (labels / f"{stem}.json").write_text(json.dumps([[5 + k, 7, 1], [20, 25 - k, 0 if k == 1 else 2]]))
+    assert _train(samples, labels, tmp_path / "kp", "--heatmap-sigma", "1.5") == 0
+    assert json.loads((tmp_path / "kp" / "config.json").read_text())["task"] == "keypoints"
+    out = tmp_path / "ds"
+    assert main(["synthesize", "--generator", str(samples / "G"), "--interpreter", str(tmp_path / "kp"),
+                 "--out", str(out), "--n", "4", "--device", "cpu", "--quiet"]) == 0
+    coco = json.loads((out / "keypoints_coco.json").read_text())
+    assert coco["categories"][0]["keypoints"] == ["tip", "tail"]
+    assert len(coco["images"]) == len(coco["annotations"]) == 4 - 0  # round(0.4) = 0 dropped
+    assert all(len(a["keypoints"]) == 6 for a in coco["annotations"])
+    assert (out / "labels" / "000000.json").exists() and (out / "contact_sheet.png").exists()
+
+
+@pytest.mark.parametrize("case, needle", [
+    ("wrong_size", "000001.png: label is 16x16"),
+    ("bad_id", "000001.png: class id 7"),
+    ("bad_colour", "000001.png"),
+    ("orphan", "000099.png: label without a sample"),
+    ("empty", "no label files"),
+])
+def test_bad_labels_name_the_file(samples, tmp_path, capsys, case, needle):
+    labels = _masks(tmp_path / "L", ["000000"])
+    if case == "wrong_size":
+        _masks(labels, ["000001"], size=16)
+    elif case == "bad_id":
+        _masks(labels, ["000001"], value=7)
+    elif case == "bad_colour":
+        rgb = np.zeros((32, 32, 3), np.uint8)
+        rgb[:, :16] = (12, 200, 240)  # no palette colour nor blend of two
+        Image.fromarray(rgb).save(labels / "000001.png")
+    elif case == "orphan":
+        _masks(labels, ["000099"])
+    elif case == "empty":
+        for p in labels.iterdir():
+            p.unlink()
+    assert _train(samples, labels, tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert needle in err, err
+    assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_bad_samples_folder_and_generator(samples, tmp_path, capsys):
+    labels = _masks(tmp_path / "L", ["000000"])
+    code = main(["train-interpreter", "--samples", str(tmp_path), "--labels", str(labels),
+                 "--spec", str(samples / "spec.yaml"), "--out", str(tmp_path / "o"), "--device", "cpu"])
+    assert code == 2 and "generator.json: not found" in capsys.readouterr().err
+    make_tiny_generator(seed=5).save_pretrained(tmp_path / "G5")
+    assert _train(samples, labels, tmp_path / "o", "--generator", str(tmp_path / "G5")) == 2
+    assert "is not the one that made" in capsys.readouterr().err
