@@ -202,6 +202,8 @@ def _train(cfg: TrainConfig, resume: Path | None, quiet: bool, dataset: ImageDat
                       chunk=chunk)
     check_stop_every = 4 if info.enabled else 1
     log(f"train-gan: run folder {run_dir}; training to {cfg.kimg:g} kimg, batch {cfg.batch}, device {device}")
+    if cur_nimg >= total_nimg:
+        warn(f"train-gan: already at {cur_nimg / 1000:g} kimg >= --kimg {cfg.kimg:g}; nothing to do")
 
     def add(name: str, value: torch.Tensor) -> None:
         stats.setdefault(name, []).append(value)
