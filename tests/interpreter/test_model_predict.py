@@ -72,3 +72,21 @@ def test_decode_recovers_subpixel_peak():
     out = decode_heatmaps(heat, 0.5)
     assert abs(out[0, 0, 0] - 10.3) < 0.1 and abs(out[0, 0, 1] - 20.7) < 0.1
     assert out[0, 0, 2] == 1 and out[0, 1, 2] == 0
+
+
+def test_masked_adam_matches_torch_adam_and_freezes_stopped_members():
+    from datasetgan.interpreter.train import MaskedAdam
+    g = torch.Generator().manual_seed(0)
+    a = torch.nn.Parameter(torch.randn(3, 4, 5, generator=g))
+    b = torch.nn.Parameter(a.detach().clone())
+    ours, ref = MaskedAdam([a], lr=1e-2), torch.optim.Adam([b], lr=1e-2)
+    for step in range(5):
+        grad = torch.randn(3, 4, 5, generator=g)
+        a.grad, b.grad = grad.clone(), grad.clone()
+        ours.step(torch.ones(3, dtype=torch.bool))
+        ref.step()
+    torch.testing.assert_close(a, b)
+    frozen = a.detach()[1].clone()
+    a.grad = torch.randn(3, 4, 5, generator=g)
+    ours.step(torch.tensor([True, False, True]))
+    assert torch.equal(a.detach()[1], frozen) and not torch.equal(a.detach()[0], b.detach()[0])

@@ -140,14 +140,15 @@ def build_training_data(G: Generator, samples: SamplesFolder, label_dir: str | P
             labels = torch.from_numpy(read_label_map(path, spec, size=size))
             flat, targets = sample_segmentation_pixels(labels, config.pixels_per_image,
                                                        config.min_class_pixels, gen)
-            parts["labels"].append(targets)
+            parts["labels"].append(targets.to(torch.int16))
         else:
             kp = torch.from_numpy(read_keypoints(path, spec, size=size)).float()
             keypoints[i], visible[i] = kp[:, :2], kp[:, 2] > 0
             flat = sample_keypoint_pixels(size, kp, config.pixels_per_image, config.heatmap_sigma, gen)
-        parts["img"].append(torch.full_like(flat, i))
-        parts["ys"].append(torch.div(flat, size[1], rounding_mode="floor"))
-        parts["xs"].append(flat % size[1])
+        # Narrow dtypes: with --pixels-per-image all there are millions of pixels.
+        parts["img"].append(torch.full(flat.shape, i, dtype=torch.int32))
+        parts["ys"].append(torch.div(flat, size[1], rounding_mode="floor").to(torch.int32))
+        parts["xs"].append((flat % size[1]).to(torch.int32))
     pixels = PixelSet(torch.cat(parts["img"]), torch.cat(parts["ys"]), torch.cat(parts["xs"]),
                       labels=torch.cat(parts["labels"]) if task == "segmentation" else None,
                       keypoints=keypoints if task == "keypoints" else None,

@@ -24,7 +24,8 @@ from datasetgan.interpreter.model import EnsembleConfig, EnsembleMLP, reference_
 
 @dataclass
 class PixelSet:
-    """Training pixels: ``image_index, ys, xs`` ``[P]`` into the bank's images.
+    """Training pixels: ``image_index, ys, xs`` ``[P]`` into the bank's images
+    (any integer dtype; kept narrow, as there can be millions).
     Segmentation: ``labels [P]`` class ids. Keypoints: per image ``keypoints
     [N_img, K, 2]`` (x, y) and ``visible [N_img, K]`` bool."""
 
@@ -64,25 +65,19 @@ class MaskedAdam:
 
     @torch.no_grad()
     def step(self, active: torch.Tensor) -> None:
+        """One Adam step for the members where ``active [M]`` is true. Works on
+        each member's slice in place: no full-size temporaries."""
         b1, b2 = self.betas
-        self.steps += active.float()
-        everyone = bool(active.all())
-        bc1 = 1 - b1 ** self.steps.clamp_min(1)
-        bc2 = 1 - b2 ** self.steps.clamp_min(1)
-        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
-            shape = (-1,) + (1,) * (p.dim() - 1)
-            g = p.grad
-            if everyone:
-                m.lerp_(g, 1 - b1)
-                v.mul_(b2).addcmul_(g, g, value=1 - b2)
-            else:
-                keep = active.view(shape)
-                m.copy_(torch.where(keep, torch.lerp(m, g, 1 - b1), m))
-                v.copy_(torch.where(keep, v * b2 + (1 - b2) * g * g, v))
-            update = (m / bc1.view(shape)) / ((v / bc2.view(shape)).sqrt_().add_(self.eps))
-            if not everyone:
-                update = update * active.view(shape).float()
-            p.sub_(update, alpha=self.lr)
+        self.steps += active.float().to(self.steps.device)
+        for i in torch.nonzero(active).flatten().tolist():
+            bc1 = 1 - b1 ** float(self.steps[i])
+            bc2 = 1 - b2 ** float(self.steps[i])
+            for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
+                g = p.grad[i]
+                m[i].lerp_(g, 1 - b1)
+                v[i].mul_(b2).addcmul_(g, g, value=1 - b2)
+                denom = v[i].sqrt().div_(bc2 ** 0.5).add_(self.eps)
+                p[i].addcdiv_(m[i], denom, value=-self.lr / bc1)
 
 
 def train_ensemble(bank: FeatureBank, pixels: PixelSet, num_outputs: int,
@@ -114,15 +109,17 @@ def train_ensemble(bank: FeatureBank, pixels: PixelSet, num_outputs: int,
     bar = progress(desc="train-interpreter", unit="batch", disable=quiet,
                    total=config.max_steps or steps_per_epoch * config.max_epochs)
     last = torch.zeros(M)
+    order = torch.empty(M, n_pix, dtype=torch.int32)
     for epoch in range(config.max_epochs):
-        order = torch.stack([torch.randperm(n_pix, generator=gen, dtype=torch.int32) for _ in range(M)])
+        for m in range(M):  # each member its own shuffle, filled in place (no [M, P] int64 copy)
+            order[m] = torch.randperm(n_pix, generator=gen, dtype=torch.int32)
         for s in range(steps_per_epoch):
             idx = order[:, s * B:(s + 1) * B].reshape(-1).long()
             img, ys, xs = pixels.image_index[idx], pixels.ys[idx], pixels.xs[idx]
             x = bank.gather(img, ys, xs).to(device).view(M, B, bank.width)
             out = model(x, active)
             if task == "segmentation":
-                target = pixels.labels[idx].to(device)
+                target = pixels.labels[idx].to(device).long()
                 loss_m = F.cross_entropy(out.reshape(M * B, -1), target, reduction="none").view(M, B).mean(1)
             else:
                 img_d = img.to(device)
