@@ -115,3 +115,13 @@ def test_presets_resolve(preset, image_folder, capsys):
     assert main(["train-gan", "--config", str(preset), "--data", str(image_folder), "--dry-run"]) == 0
     resolved = json.loads(capsys.readouterr().out)
     assert resolved["resolution"] >= 8 and resolved["gamma"] is not None
+
+
+def test_time_based_ticks_and_snapshots_and_pruning(train, image_folder, tmp_path):
+    out = tmp_path / "runs"
+    assert train(image_folder, out, "--kimg", "0.012", "--tick-kimg", "100", "--tick-minutes", "0",
+                 "--snap-ticks", "1000", "--snap-minutes", "0", "--keep-snapshots", "2") == 0
+    run = out / "00000-data-16"
+    stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in stats] == [1, 2, 3]                 # a tick per step (time limit 0)
+    assert [p.name for p in list_snapshots(run)] == ["kimg-000000.008", "kimg-000000.012"]

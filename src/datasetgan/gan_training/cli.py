@@ -16,7 +16,7 @@ from datasetgan.gan_training.config import ARCHITECTURE_FIELDS, TrainConfig, arc
 _FLAGS = {
     "data": str, "resolution": int, "out": str, "kimg": float, "batch": int, "batch_gpu": int,
     "gamma": float, "aug": str, "channel_base": int, "channel_max": int, "map_depth": int,
-    "z_dim": int, "w_dim": int, "device": str, "seed": int, "name": str, "pl_weight": float, "tick_kimg": float, "snap_ticks": int,
+    "z_dim": int, "w_dim": int, "device": str, "seed": int, "name": str, "pl_weight": float, "tick_kimg": float, "tick_minutes": float, "snap_ticks": int, "snap_minutes": float,
     "image_ticks": int, "keep_snapshots": int, "precision": str, "metrics": str, "metrics_weights": str,
     "metrics_images": int, "aug_p": float, "ada_target": float, "num_fp16_res": int, "conv_clamp": float,
 }
@@ -53,7 +53,9 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, help="seed for initialisation, data order and training noise")
     p.add_argument("--name", help="run name after the number (default: <data name>-<resolution>)")
     p.add_argument("--tick-kimg", type=float, help="log and stats every N kimg (default 4)")
+    p.add_argument("--tick-minutes", type=float, help="... or after N minutes, whichever first (default 5)")
     p.add_argument("--snap-ticks", type=int, help="snapshot every N ticks (default 50; always at the end)")
+    p.add_argument("--snap-minutes", type=float, help="... or at the first tick N minutes after the last one (default 30)")
     p.add_argument("--image-ticks", type=int, help="sample grid every N ticks (default 10)")
     p.add_argument("--keep-snapshots", type=int, help="keep only the newest N snapshots (default: all)")
     p.add_argument("--metrics", help="'fid,kid' at the end of training (needs --metrics-weights), or 'none'")

@@ -63,7 +63,9 @@ class TrainConfig:
     compile: bool = False                # torch.compile G and D's main forward passes (experimental)
     seed: int = 0
     tick_kimg: float = 4.0               # progress line + stats.jsonl record every N kimg
+    tick_minutes: float = 5.0            # ... or after this long (slow CPU runs), whichever comes first
     snap_ticks: int = 50                 # snapshot every N ticks (and at the end)
+    snap_minutes: float = 30.0           # ... or at the first tick this long after the last snapshot
     image_ticks: int = 10                # sample grid every N ticks (and at the start and end)
     grid_size: int = 32                  # images in the sample grid (fixed seeds)
     keep_snapshots: int = 0              # keep only the newest N snapshots (0 = all)

@@ -197,6 +197,7 @@ def _train(cfg: TrainConfig, resume: Path | None, quiet: bool, dataset: ImageDat
     total_nimg = int(round(cfg.kimg * 1000))
     tick_nimg = max(int(cfg.tick_kimg * 1000), 1)
     tick_start_nimg, tick_start_time = cur_nimg, time.time()
+    last_snap_time = tick_start_time
     stats: dict[str, list[torch.Tensor]] = {}
     parts = StepParts(cfg=cfg, ctx=ctx, G=G, G_ema=G_ema, D=D, opt_G=opt_G, opt_D=opt_D, ada=ada, info=info,
                       chunk=chunk)
@@ -221,11 +222,16 @@ def _train(cfg: TrainConfig, resume: Path | None, quiet: bool, dataset: ImageDat
 
         # ---- bookkeeping -----------------------------------------------------------------
         done = cur_nimg >= total_nimg
-        stopping = False
+        stopping = time_tick = time_snap = False
         if step % check_stop_every == 0 or done:
-            flag = torch.tensor([1.0 if stop.signum is not None else 0.0])
-            stopping = bool(ddp.all_reduce_sum(flag, info).item() > 0) if info.enabled else stop.signum is not None
-        if not (done or stopping or cur_nimg >= tick_start_nimg + tick_nimg):
+            # Signal from any process; time limits (slow CPU runs) as rank 0 sees them.
+            now = time.time()
+            flags = torch.tensor([stop.signum is not None,
+                                  info.is_main and now - tick_start_time >= cfg.tick_minutes * 60,
+                                  info.is_main and now - last_snap_time >= cfg.snap_minutes * 60],
+                                 dtype=torch.float32)
+            stopping, time_tick, time_snap = (bool(f > 0) for f in ddp.all_reduce_sum(flags, info).tolist())
+        if not (done or stopping or time_tick or cur_nimg >= tick_start_nimg + tick_nimg):
             continue
         tick += 1
         now = time.time()
@@ -238,8 +244,9 @@ def _train(cfg: TrainConfig, resume: Path | None, quiet: bool, dataset: ImageDat
             log(_format_tick(record))
         if info.is_main and (done or stopping or tick % cfg.image_ticks == 0):
             save_grid(G_ema, grid_z, run_dir / f"fakes-kimg{cur_nimg / 1000:010.3f}.png")
-        if done or stopping or tick % cfg.snap_ticks == 0:
+        if done or stopping or time_snap or tick % cfg.snap_ticks == 0:
             path = snapshot("signal" if stopping else "end" if done else "periodic")
+            last_snap_time = time.time()
             if info.is_main:
                 log(f"train-gan: snapshot {path}")
                 ckpt.prune_snapshots(run_dir, cfg.keep_snapshots)
