@@ -166,12 +166,17 @@ class BatchSource:
         self.images = images
 
     def __call__(self, indices: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+        """``indices [B]`` (CPU int64, into the virtual mirrored set) -> ``[B, 3, R, R]`` float."""
         flip = indices >= self.n
         idx = indices % self.n
-        x = self.images[idx.to(self.images.device)].to(self.device, non_blocking=True)
-        if bool(flip.any()):
-            f = flip.to(self.device)[:, None, None, None]
-            x = torch.where(f, x.flip(-1), x)
+        any_flip = bool(flip.any())                          # CPU tensor: no device sync
+        if self.images.device.type == "cuda":
+            # A pageable host->device copy would wait for the GPU queue; pinned + async does not.
+            idx = idx.pin_memory().to(self.images.device, non_blocking=True)
+            flip = flip.pin_memory().to(self.images.device, non_blocking=True)
+        x = self.images[idx].to(self.device, non_blocking=True)
+        if any_flip:
+            x = torch.where(flip.to(self.device)[:, None, None, None], x.flip(-1), x)
         x = x.float().mul_(1 / 127.5).sub_(1)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
