@@ -27,9 +27,13 @@ def _eye(n: int, batch: int, device: torch.device) -> torch.Tensor:
 
 
 def _mat(rows: list[list[torch.Tensor | float]], like: torch.Tensor) -> torch.Tensor:
-    """Per-image matrix ``[N, r, c]`` from rows of scalars or ``[N]`` tensors."""
+    """Per-image matrix ``[N, r, c]`` from rows of scalars or ``[N]`` tensors.
+
+    Scalars become ``torch.full`` (a fill kernel): a host->device copy of a Python
+    number would make the host wait for the GPU.
+    """
     n = like.shape[0]
-    cols = [torch.as_tensor(v, dtype=torch.float32, device=like.device).expand(n) if not torch.is_tensor(v)
+    cols = [torch.full((n,), float(v), device=like.device) if not torch.is_tensor(v)
             else v.float().expand(n) for row in rows for v in row]
     return torch.stack(cols, dim=1).reshape(n, len(rows), len(rows[0]))
 
@@ -60,6 +64,11 @@ class AdaptiveAugment(torch.nn.Module):
                  saturation: float = 1):
         super().__init__()
         self.register_buffer("p", torch.tensor(float(p)))
+        # Constants as buffers (moved with the module): no host->device copies per call.
+        luma = torch.tensor([1, 1, 1, 0], dtype=torch.float32) / math.sqrt(3)
+        self.register_buffer("luma_outer", torch.outer(luma, luma), persistent=False)
+        a = 1 / math.sqrt(3)
+        self.register_buffer("luma_cross", torch.tensor([[0, -a, a], [a, 0, -a], [-a, a, 0]]), persistent=False)
         self.w = dict(xflip=xflip, rotate90=rotate90, xint=xint, scale=scale, rotate=rotate, aniso=aniso,
                       xfrac=xfrac, brightness=brightness, contrast=contrast, lumaflip=lumaflip, hue=hue,
                       saturation=saturation)
@@ -117,8 +126,7 @@ class AdaptiveAugment(torch.nn.Module):
     def colour_matrix(self, n: int, device: torch.device) -> torch.Tensor:
         """``[N, 4, 4]`` affine colour transform acting on (r, g, b, 1)."""
         c = _eye(4, n, device)
-        v = torch.tensor([1, 1, 1, 0], dtype=torch.float32, device=device) / math.sqrt(3)  # luma axis
-        vv = torch.outer(v, v)
+        vv = self.luma_outer                                # v v^T for the luma axis v = (1, 1, 1, 0) / sqrt(3)
         eye4 = torch.eye(4, device=device)
         if self.w["brightness"]:
             b = torch.randn(n, device=device) * self.brightness_std
@@ -139,7 +147,7 @@ class AdaptiveAugment(torch.nn.Module):
         if self.w["hue"]:
             theta = (torch.rand(n, device=device) * 2 - 1) * math.pi * self.hue_max
             theta = torch.where(self._gate("hue", n, device), theta, 0 * theta)
-            c = _rotate_about(v[:3], theta) @ c
+            c = _rotate_about(self.luma_cross, theta) @ c
         if self.w["saturation"]:
             s = torch.exp2(torch.randn(n, device=device) * self.saturation_std)
             s = torch.where(self._gate("saturation", n, device), s, torch.ones_like(s))
@@ -166,13 +174,11 @@ class AdaptiveAugment(torch.nn.Module):
         return y.to(dtype)
 
 
-def _rotate_about(axis: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    """``[N, 4, 4]`` rotation by ``theta [N]`` about the unit ``axis [3]`` (Rodrigues)."""
+def _rotate_about(cross: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """``[N, 4, 4]`` rotation by ``theta [N]`` about a unit axis given by its cross-product matrix ``[3, 3]`` (Rodrigues)."""
     n = theta.shape[0]
-    a, b, c = axis.tolist()
-    k = torch.tensor([[0, -c, b], [c, 0, -a], [-b, a, 0]], dtype=torch.float32, device=theta.device)
     s, co = torch.sin(theta)[:, None, None], torch.cos(theta)[:, None, None]
-    r3 = torch.eye(3, device=theta.device) + s * k + (1 - co) * (k @ k)
+    r3 = torch.eye(3, device=theta.device) + s * cross + (1 - co) * (cross @ cross)
     out = _eye(4, n, theta.device)
     out[:, :3, :3] = r3
     return out
