@@ -18,7 +18,7 @@ RUNS="${RUNS:-/tmp/demo_gan_runs}"
 BIN="${BIN:-.venv/bin}"
 
 "$BIN/python" -c "from datasetgan.demo.render import render_dataset; render_dataset('$DATA', 5000, 0, labels=False)"
-OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" nice -n 10 "$BIN/datasetgan" train-gan \
+OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" nice -n 10 "$BIN/datasetgan" train-gan \
     --data "$DATA/images" --resolution 64 --out "$RUNS" --kimg "$KIMG" --batch 16 --aug none --mirror \
     --channel-base 512 --channel-max 128 --map-depth 2 --z-dim 128 --w-dim 128 \
     --tick-kimg 1 --snap-ticks 4 --image-ticks 2 --keep-snapshots 3 --seed 0 --device cpu

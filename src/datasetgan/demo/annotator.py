@@ -36,14 +36,15 @@ from datasetgan.demo.render import render_batch
 class AnnotatorConfig:
     """Architecture and training of the annotator."""
 
-    width: int = 16                 # channels of the first U-Net level (x2 per level, 3 levels down)
+    width: int = 12                 # channels of the first U-Net level (x2 per level, 3 levels down)
     train_images: int = 4000        # rendered faces it learns from (seeds from seed_start)
     seed_start: int = 2_000_000     # disjoint from the demo's test seeds
-    steps: int = 3000
-    batch_size: int = 32
-    lr: float = 2e-3
-    heatmap_sigma: float = 1.5      # keypoint target Gaussian, pixels
-    heatmap_weight: float = 20.0
+    steps: int = 2000
+    batch_size: int = 16
+    lr: float = 3e-3
+    heatmap_sigma: float = 1.0      # keypoint target Gaussian, pixels
+    keypoint_weight: float = 0.1    # spatial cross-entropy of keypoints vs. part cross-entropy
+    class_weight_power: float = 0.5 # rare thin parts weigh (frequency)^-power, at most 10x background
     blur_max: float = 1.2           # augmentation: Gaussian blur sigma in [0, blur_max]
     seed: int = 0
 
@@ -136,6 +137,8 @@ def train_annotator(cfg: AnnotatorConfig, show_progress: bool = True) -> Annotat
     images_t = to_input(np.concatenate(images))
     labels_t = torch.from_numpy(np.concatenate(labels)).long()
     keypoints_t = torch.from_numpy(np.concatenate(keypoints))
+    freq = torch.bincount(labels_t.flatten(), minlength=len(CLASSES)).float().clamp(min=1)
+    class_weight = (freq / freq.max()).pow(-cfg.class_weight_power).clamp(max=10)
     model = Annotator(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
@@ -145,9 +148,8 @@ def train_annotator(cfg: AnnotatorConfig, show_progress: bool = True) -> Annotat
         idx = torch.randint(len(images_t), (cfg.batch_size,), generator=gen)
         x = _augment(images_t[idx], cfg, gen)
         logits, heat = model(x)
-        target = keypoint_heatmaps(keypoints_t[idx], RESOLUTION, cfg.heatmap_sigma)
-        loss_seg = F.cross_entropy(logits, labels_t[idx])
-        loss_kp = F.mse_loss(heat, target) * cfg.heatmap_weight
+        loss_seg = F.cross_entropy(logits, labels_t[idx], weight=class_weight)
+        loss_kp = keypoint_loss(heat, keypoints_t[idx], cfg.heatmap_sigma) * cfg.keypoint_weight
         opt.zero_grad(set_to_none=True)
         (loss_seg + loss_kp).backward()
         opt.step()
@@ -156,23 +158,39 @@ def train_annotator(cfg: AnnotatorConfig, show_progress: bool = True) -> Annotat
     return model.eval()
 
 
-def peaks(heatmaps: torch.Tensor, threshold: float = 0.3) -> np.ndarray:
-    """``[N, K, H, W]`` -> ``[N, K, 3]`` (x, y, visible): the peak refined by a 3x3 centroid."""
-    n, k, h, w = heatmaps.shape
-    flat = heatmaps.reshape(n, k, -1)
+def keypoint_loss(heat: torch.Tensor, keypoints: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Spatial cross-entropy of visible keypoints (softmax over pixels against a normalised
+    Gaussian) plus a visibility term on each map's peak logit. ``heat [N, K, H, W]``."""
+    n, k, h, w = heat.shape
+    located = torch.cat([keypoints[..., :2], torch.ones_like(keypoints[..., 2:])], -1)  # every map a Gaussian
+    target = keypoint_heatmaps(located, h, sigma).reshape(n, k, -1)
+    target = target / target.sum(-1, keepdim=True).clamp(min=1e-8)
+    flat = heat.reshape(n, k, -1)
+    visible = keypoints[..., 2]
+    ce = -(target * F.log_softmax(flat, -1)).sum(-1)
+    ce = (ce * visible).sum() / visible.sum().clamp(min=1)
+    vis = F.binary_cross_entropy_with_logits(flat.max(-1).values, visible)
+    return ce + vis
+
+
+def peaks(heat: torch.Tensor) -> np.ndarray:
+    """``[N, K, H, W]`` logits -> ``[N, K, 3]`` (x, y, visible): the peak refined by the
+    softmax-weighted 3x3 centroid; visible where the peak logit is positive."""
+    n, k, h, w = heat.shape
+    flat = heat.reshape(n, k, -1)
     value, arg = flat.max(-1)
     ys, xs = arg // w, arg % w
     out = np.zeros((n, k, 3), np.float32)
-    hm = F.pad(heatmaps.clamp(min=0), (1, 1, 1, 1))
+    prob = F.pad(torch.exp(heat - value[..., None, None]), (1, 1, 1, 1))
     d = torch.arange(-1, 2, dtype=torch.float32)
     for i in range(n):
         for j in range(k):
             y, x = int(ys[i, j]), int(xs[i, j])
-            patch = hm[i, j, y:y + 3, x:x + 3]
+            patch = prob[i, j, y:y + 3, x:x + 3]
             total = patch.sum().clamp(min=1e-8)
             out[i, j, 0] = x + float((patch.sum(0) * d).sum() / total)
             out[i, j, 1] = y + float((patch.sum(1) * d).sum() / total)
-            out[i, j, 2] = float(value[i, j] > threshold)
+            out[i, j, 2] = float(value[i, j] > 0)
     return out
 
 

@@ -27,8 +27,9 @@ def pick_seeds(manifest: Path, n: int = 8) -> list[int]:
 @torch.no_grad()
 def write_uncertainty_maps(generator: str | Path, interpreter: str | Path, seeds: Sequence[int],
                            truncation: float, out: str | Path) -> Path:
-    """``out/<seed>.png`` (the image) and ``out/<seed>.npy`` (``[H, W]`` float32 Jensen-Shannon
-    divergence of the ensemble), regenerated from the seeds exactly as ``synthesize`` does."""
+    """``out/<rank>_<seed>.png`` (the image) and ``out/<rank>_<seed>.npy`` (``[H, W]`` float32
+    Jensen-Shannon divergence of the ensemble), regenerated from the seeds exactly as
+    ``synthesize`` does; ``rank`` keeps the order of ``seeds``."""
     from datasetgan.generator import load_generator
     from datasetgan.generator.sampling import render_seeds
     from datasetgan.interpreter.artifact import Interpreter
@@ -39,9 +40,10 @@ def write_uncertainty_maps(generator: str | Path, interpreter: str | Path, seeds
     G = load_generator(generator, device="cpu").eval()
     interp = Interpreter.load(interpreter)
     selected = interp.selected_features(G)
+    rank = {s: i for i, s in enumerate(seeds)}
     for batch, _, _, img, feats in render_seeds(G, list(seeds), truncation, return_features=True, batch_size=8):
         pred = predict(interp.model, selected.pick(feats), interp.out_size, interp.upsample, interp.task)
         for seed, image, unc in zip(batch, to_uint8(img), pred.uncertainty.cpu().numpy()):
-            save_png(out / f"{seed:06d}.png", image)
-            np.save(out / f"{seed:06d}.npy", unc.astype(np.float32))
+            save_png(out / f"{rank[seed]:02d}_{seed:06d}.png", image)
+            np.save(out / f"{rank[seed]:02d}_{seed:06d}.npy", unc.astype(np.float32))
     return out
