@@ -174,7 +174,9 @@ class BatchSource:
             # A pageable host->device copy would wait for the GPU queue; pinned + async does not.
             idx = idx.pin_memory().to(self.images.device, non_blocking=True)
             flip = flip.pin_memory().to(self.images.device, non_blocking=True)
-        x = self.images[idx].to(self.device, non_blocking=True)
+        x = self.images[idx]
+        if x.device != self.device:
+            x = x.pin_memory().to(self.device, non_blocking=True)
         if any_flip:
             x = torch.where(flip.to(self.device)[:, None, None, None], x.flip(-1), x)
         x = x.float().mul_(1 / 127.5).sub_(1)
