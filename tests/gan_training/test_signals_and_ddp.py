@@ -58,18 +58,20 @@ def test_signal_writes_resumable_snapshot(image_folder, tmp_path, tiny_flags, si
         assert list_snapshots(out / "00000-data-16")[-1].name != snaps[-1].name
 
 
-def test_torchrun_two_cpu_processes(image_folder, tmp_path, tiny_flags):
-    out = tmp_path / "runs"
+def _torchrun(image_folder, out, tiny_flags, *extra):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
            "-m", "datasetgan.cli", "train-gan", "--data", str(image_folder), "--out", str(out),
-           *tiny_flags, "--batch", "8", "--kimg", "0.024"]
-    env = _env()
-    env["PYTHONPATH"] = str(ROOT / "src")
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+           *tiny_flags, "--batch", "8", *extra]
+    res = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=180)
     assert res.returncode == 0, res.stderr[-3000:]
+
+
+def test_torchrun_two_cpu_processes(image_folder, tmp_path, tiny_flags):
+    out = tmp_path / "runs"
+    _torchrun(image_folder, out, tiny_flags, "--kimg", "0.024")
     runs = [p for p in out.iterdir() if p.is_dir()]
     assert len(runs) == 1                                         # one run folder, written by rank 0
     snap = list_snapshots(runs[0])[-1]
@@ -81,3 +83,16 @@ def test_torchrun_two_cpu_processes(image_folder, tmp_path, tiny_flags):
     # (Weights are checked to agree across the processes at every snapshot: the run would fail otherwise.)
     G = load_file(str(snap / "G" / "model.safetensors"))
     assert all(torch.isfinite(t).all() for t in G.values())
+
+
+@pytest.mark.slow
+def test_torchrun_resume_is_exact(image_folder, tmp_path, tiny_flags):
+    """2 processes: 5 steps straight == 2 steps + resume to 5 (RNG and ADA state of every rank restored)."""
+    out = tmp_path / "runs"
+    _torchrun(image_folder, out, tiny_flags, "--kimg", "0.04", "--pl-weight", "2")
+    _torchrun(image_folder, out, tiny_flags, "--kimg", "0.016", "--pl-weight", "2")
+    _torchrun(image_folder, out, tiny_flags, "--kimg", "0.04", "--resume", "latest")
+    a, b = list_snapshots(out / "00000-data-16")[-1], list_snapshots(out / "00001-data-16")[-1]
+    for part in ("G", "G_ema", "D"):
+        wa, wb = load_file(str(a / part / "model.safetensors")), load_file(str(b / part / "model.safetensors"))
+        assert all(torch.equal(wa[k], wb[k]) for k in wa), part

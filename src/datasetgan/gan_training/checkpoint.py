@@ -9,7 +9,8 @@ A run folder ``RUNS/00003-<name>/`` holds ``training_options.json``,
 - ``optim.safetensors``: both Adam states (``G.<i>.exp_avg``, ...), ``state.json``: counters,
   data position, augment ``p``, ADA/path-length accumulators, optimiser hyper-parameters and
   the run's options.
-- ``rng-rank<r>.safetensors``: every process's CPU and CUDA RNG states.
+- ``rng-rank<r>.safetensors``: every process's CPU and CUDA RNG states and its own
+  accumulators (ADA sign sums, path-length mean).
 
 It is written to a hidden temporary folder and renamed into place, so a
 snapshot folder is complete or absent.
@@ -161,29 +162,32 @@ def temp_snapshot_dir(run_dir: Path, name: str) -> Path:
     return run_dir / "snapshots" / f".tmp-{name}"
 
 
-def rng_state(device: torch.device) -> dict[str, torch.Tensor]:
-    """This process's RNG states as uint8 tensors."""
+def rng_state(device: torch.device, local: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """This process's RNG states as uint8 tensors, plus its ``local`` accumulators (``local.<name>``)."""
     out = {"cpu": torch.get_rng_state()}
     if device.type == "cuda":
         out["cuda"] = torch.cuda.get_rng_state(device)
+    for k, v in (local or {}).items():
+        out[f"local.{k}"] = v.detach().cpu().reshape(-1).contiguous()
     return out
 
 
-def save_rng(path: Path, device: torch.device) -> None:
+def save_rng(path: Path, device: torch.device, local: dict[str, torch.Tensor] | None = None) -> None:
     with atomic_path(path) as tmp:
-        save_file(rng_state(device), str(tmp))
+        save_file(rng_state(device, local), str(tmp))
 
 
-def restore_rng(snapshot: Path, rank: int, device: torch.device) -> bool:
-    """Restore this rank's RNG; ``False`` when the snapshot has none for it (other world size)."""
+def restore_rng(snapshot: Path, rank: int, device: torch.device) -> dict[str, torch.Tensor] | None:
+    """Restore this rank's RNG and return its local accumulators; ``None`` when the snapshot
+    has no file for this rank (it was written by another number of processes)."""
     path = snapshot / f"rng-rank{rank}.safetensors"
     if not path.is_file():
-        return False
+        return None
     tensors = load_file(str(path))
     torch.set_rng_state(tensors["cpu"])
     if device.type == "cuda" and "cuda" in tensors:
         torch.cuda.set_rng_state(tensors["cuda"], device)
-    return True
+    return {k.removeprefix("local."): v for k, v in tensors.items() if k.startswith("local.")}
 
 
 def prune_snapshots(run_dir: Path, keep: int) -> None:

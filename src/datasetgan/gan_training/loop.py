@@ -299,9 +299,12 @@ def _save_snapshot(run_dir, cur_nimg, step, tick, cfg, options, G, G_ema, D, opt
     tmp = ckpt.temp_snapshot_dir(run_dir, name)
     if info.is_main:
         tmp.mkdir(parents=True, exist_ok=True)
+    local = {"pl_mean": pl_mean}
+    if ada is not None:
+        local.update(ada_sign_sum=ada.sign_sum, ada_count=ada.count)
     ddp.barrier(info)
     if not info.is_main:
-        ckpt.save_rng(tmp / f"rng-rank{info.rank}.safetensors", device)
+        ckpt.save_rng(tmp / f"rng-rank{info.rank}.safetensors", device, local)
     ddp.barrier(info)
     path = run_dir / "snapshots" / name
     if info.is_main:
@@ -319,7 +322,7 @@ def _save_snapshot(run_dir, cur_nimg, step, tick, cfg, options, G, G_ema, D, opt
                  "optim": {"G": g_meta, "D": d_meta}, "options": options,
                  "torch_version": torch.__version__}
         ckpt.write_snapshot(run_dir, name, {"G_ema": G_ema, "G": G, "D": D}, tensors, state,
-                            rng_files={0: ckpt.rng_state(device)}, tmp=tmp)
+                            rng_files={0: ckpt.rng_state(device, local)}, tmp=tmp)
     ddp.barrier(info)
     return path
 
@@ -360,8 +363,16 @@ def _load_snapshot(snapshot: Path, state: dict, G, G_ema, D, opt_G, opt_D, augme
     order.__init__(order.num_images, order.seed, order.mirror, epoch=pos["epoch"], offset=pos["offset"])
     if order.offset > order.size:
         raise CheckpointError(snapshot, "data position beyond the data set: was the data set changed?")
-    if not ckpt.restore_rng(snapshot, info.rank, device):
+    local = ckpt.restore_rng(snapshot, info.rank, device)
+    if local is None:
         torch.manual_seed(state["step"] * 7919 + info.rank)  # other process count: not bit-exact
+    else:
+        # Per-process accumulators (rank 0's copies above are for older snapshots).
+        if "pl_mean" in local:
+            pl_mean.copy_(local["pl_mean"].reshape([]))
+        if ada is not None and "ada_sign_sum" in local:
+            ada.sign_sum.copy_(local["ada_sign_sum"].reshape([]))
+            ada.count.copy_(local["ada_count"].reshape([]))
     return int(state["cur_nimg"]), int(state["step"]), int(state["tick"])
 
 
