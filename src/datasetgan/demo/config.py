@@ -35,7 +35,8 @@ class DemoConfig:
     seg_epochs: int = 4
     seg_batch_size: int = 16
     seg_resolution: int = 64
-    # the baseline trains on the labelled samples alone, for as many steps as the DatasetGAN segmenter
+    # the baseline trains on the labelled samples alone; true: as many steps as the DatasetGAN segmenter
+    # (the samples are listed n_synth / n_labelled times per epoch)
     baseline_same_steps: bool = True
     # evaluation on rendered faces with exact labels
     test_images: int = 300

@@ -20,7 +20,6 @@ exercises exactly what a user runs.
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import sys
 import time
@@ -132,6 +131,28 @@ def make_labels(cfg: DemoConfig, samples: Path, out: Path, seeds: list[int]) -> 
     return annotate_folder(model, samples / "images", [f"{s:06d}" for s in seeds], labels_dir)
 
 
+def repeat_labelled(images: Path, labels: Path, seeds: list[int], repeats: int, out: Path) -> tuple[Path, Path]:
+    """The labelled samples, each listed ``repeats`` times (hard links, copies where links fail),
+    so that one epoch of the baseline takes as many steps as one epoch on the synthetic set.
+    Every pass draws new random flips, crops and colour jitter."""
+    import os
+
+    dirs = (out / "images", out / "labels")
+    for d in dirs:
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir(parents=True)
+    for seed in seeds:
+        stem = f"{seed:06d}"
+        for r in range(repeats):
+            for src, dst in ((images / f"{stem}.png", dirs[0] / f"{stem}_r{r:04d}.png"),
+                             (labels / f"{stem}.png", dirs[1] / f"{stem}_r{r:04d}.png")):
+                try:
+                    os.link(src, dst)
+                except OSError:
+                    shutil.copyfile(src, dst)
+    return dirs
+
+
 def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
     """Run every stage into ``out``; return the results (also in ``out/results.json``)."""
     from datasetgan.demo.report import collect_results, print_table, write_report
@@ -181,13 +202,11 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
 
     tl.stage("train-segmenter (baseline)")
     n_synth = len(list((synthetic / "images").glob("*.png")))
-    base_epochs = cfg.seg_epochs
-    if cfg.baseline_same_steps:
-        steps = cfg.seg_epochs * math.ceil(n_synth / cfg.seg_batch_size)
-        base_epochs = max(1, math.ceil(steps / math.ceil(len(seeds) / cfg.seg_batch_size)))
-    run_command(["train-segmenter", "--images", str(samples / "images"), "--labels", str(labels),
+    repeats = max(1, round(n_synth / len(seeds))) if cfg.baseline_same_steps else 1
+    base_images, base_labels = repeat_labelled(samples / "images", labels, seeds, repeats, out / "baseline_data")
+    run_command(["train-segmenter", "--images", str(base_images), "--labels", str(base_labels),
                  "--spec", str(spec_path), "--out", str(out / "segmenter_baseline"),
-                 "--epochs", str(base_epochs), *seg, *quiet], "train-segmenter (baseline)")
+                 "--epochs", str(cfg.seg_epochs), *seg, *quiet], "train-segmenter (baseline)")
 
     tl.stage("evaluate")
     for name in ("datasetgan", "baseline"):
@@ -201,7 +220,7 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
 
     write_uncertainty_maps(generator, interpreter, pick_seeds(synthetic / "manifest.jsonl"), cfg.truncation,
                            out / "uncertainty")
-    results = collect_results(cfg, out, n_synth=n_synth, baseline_epochs=base_epochs)
+    results = collect_results(cfg, out, n_synth=n_synth, baseline_repeats=repeats)
     tl.done()
     results["seconds"] = {**tl.seconds, "total": round(tl.total, 1)}
     write_json(out / "results.json", results)

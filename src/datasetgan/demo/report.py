@@ -38,7 +38,7 @@ def _read_metrics(path: Path) -> tuple[float, dict[str, float]]:
     return float(data["miou"]), {str(k): float(v) for k, v in per.items()}
 
 
-def collect_results(cfg: DemoConfig, out: Path, n_synth: int, baseline_epochs: int) -> dict:
+def collect_results(cfg: DemoConfig, out: Path, n_synth: int, baseline_repeats: int) -> dict:
     """Everything ``results.json`` holds, mIoU in percent points."""
     ds_miou, ds_iou = _read_metrics(out / "eval_datasetgan" / "metrics.json")
     bl_miou, bl_iou = _read_metrics(out / "eval_baseline" / "metrics.json")
@@ -54,7 +54,7 @@ def collect_results(cfg: DemoConfig, out: Path, n_synth: int, baseline_epochs: i
         "labelled_images": len(list((out / "labels").glob("*.png"))),
         "synthetic_images": n_synth,
         "test_images": cfg.test_images,
-        "baseline_epochs": baseline_epochs,
+        "baseline_repeats": baseline_repeats,   # each labelled sample listed this often per epoch
         "generator": {"checkpoint": gen.get("checkpoint"), "fingerprint": gen.get("fingerprint")},
         "config": config_to_dict(cfg),
     }
