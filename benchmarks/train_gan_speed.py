@@ -246,6 +246,10 @@ def main() -> None:
     ap.add_argument("--only-ours", action="store_true")
     args = ap.parse_args()
     device = torch.device(args.device)
+    if device.type == "cuda":
+        # Global switches, on for both implementations (as train-gan sets them).
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     preset = args.preset or ("h100" if device.type == "cuda" else "cpu")
     kw = dict(PRESETS[preset])
     if args.batch:

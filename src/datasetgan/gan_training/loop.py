@@ -132,6 +132,11 @@ def _train(cfg: TrainConfig, resume: Path | None, quiet: bool, dataset: ImageDat
     log = (lambda *a: None) if quiet else warn
     quiet = quiet or not info.is_main
 
+    if device.type == "cuda":
+        # Autotuned conv algorithms; TF32 for the float32 parts (R1, path length).
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
+        torch.backends.cudnn.allow_tf32 = cfg.tf32
     state = ckpt.read_state(resume) if resume is not None else None
     if dataset is None:
         dataset = load_dataset(cfg.data, cfg.resolution, workers=cfg.workers, quiet=quiet)
