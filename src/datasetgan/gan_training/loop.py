@@ -178,6 +178,10 @@ def _train(cfg: TrainConfig, resume: Path | None, quiet: bool, dataset: ImageDat
         cur_nimg, step, tick = _load_snapshot(resume, state, G, G_ema, D, opt_G, opt_D, augment, ada, pl_mean,
                                               order, info, device)
         log(f"train-gan: resumed from {resume} at kimg {cur_nimg / 1000:.3f} (step {step})")
+        before = state.get("options", {}).get("num_images")
+        if before is not None and before != len(dataset):
+            warn(f"train-gan: the data set changed since the snapshot ({before} -> {len(dataset)} images); "
+                 "training continues, but not in the original data order")
     else:
         ddp.broadcast_module(G, info)
         ddp.broadcast_module(D, info)
