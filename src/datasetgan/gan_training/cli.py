@@ -18,7 +18,7 @@ _FLAGS = {
     "gamma": float, "aug": str, "channel_base": int, "channel_max": int, "map_depth": int,
     "z_dim": int, "w_dim": int, "device": str, "seed": int, "name": str, "pl_weight": float, "tick_kimg": float, "tick_minutes": float, "snap_ticks": int, "snap_minutes": float,
     "image_ticks": int, "keep_snapshots": int, "precision": str, "metrics": str, "metrics_weights": str,
-    "metrics_images": int, "aug_p": float, "ada_target": float, "num_fp16_res": int, "conv_clamp": float,
+    "metrics_images": int, "aug_p": float, "ada_target": float, "ada_kimg": float, "num_fp16_res": int, "conv_clamp": float,
 }
 
 
@@ -39,6 +39,8 @@ def register(subparsers) -> None:
     p.add_argument("--aug", choices=["ada", "diffaug", "none"], help="augmentation (default ada)")
     p.add_argument("--aug-p", type=float, help="initial ADA probability")
     p.add_argument("--ada-target", type=float, help="ADA target for E[sign(D(real))] (default 0.6; 0 keeps p fixed)")
+    p.add_argument("--ada-kimg", type=float, help="ADA speed: p can go 0 -> 1 in this many kimg (default 500; "
+                                                "lower it for short runs)")
     p.add_argument("--mirror", action="store_true", default=None, help="add x-flipped copies of the images")
     p.add_argument("--channel-base", type=int, help="channels at resolution r: min(base / r, max) (default 16384)")
     p.add_argument("--channel-max", type=int, help="(default 512)")
