@@ -18,7 +18,7 @@ _FLAGS = {
     "gamma": float, "aug": str, "channel_base": int, "channel_max": int, "map_depth": int,
     "z_dim": int, "w_dim": int, "device": str, "seed": int, "name": str, "pl_weight": float, "tick_kimg": float, "tick_minutes": float, "snap_ticks": int, "snap_minutes": float,
     "image_ticks": int, "keep_snapshots": int, "precision": str, "metrics": str, "metrics_weights": str,
-    "metrics_images": int, "aug_p": float, "ada_target": float, "ada_kimg": float, "num_fp16_res": int, "conv_clamp": float,
+    "metrics_images": int, "aug_p": float, "ada_target": float, "ada_kimg": float, "ema_kimg": float, "lr": float, "num_fp16_res": int, "conv_clamp": float,
 }
 
 
@@ -45,6 +45,8 @@ def register(subparsers) -> None:
     p.add_argument("--channel-base", type=int, help="channels at resolution r: min(base / r, max) (default 16384)")
     p.add_argument("--channel-max", type=int, help="(default 512)")
     p.add_argument("--map-depth", type=int, help="mapping network depth (default 8)")
+    p.add_argument("--ema-kimg", type=float, help="G_ema half-life in kimg (default batch * 10 / 32)")
+    p.add_argument("--lr", type=float, help="Adam learning rate for G and D (default 0.0025)")
     p.add_argument("--z-dim", type=int, help="latent z size (default 512)")
     p.add_argument("--w-dim", type=int, help="latent w size (default 512)")
     p.add_argument("--pl-weight", type=float, help="path-length regularisation weight (default 0 = off; NVIDIA: 2)")
