@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from datasetgan.core.errors import UserError
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -27,17 +25,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from datasetgan.demo.config import load_demo_config
     from datasetgan.demo.pipeline import run_demo
 
     overrides = {"generator": args.generator, "synth_keep": args.synth_keep, "seg_epochs": args.seg_epochs,
                  "test_images": args.test_images, "device": args.device, "quiet": args.quiet}
     cfg = load_demo_config(args.config, args.quick, overrides)
-    if args.quick and args.config is None and cfg.generator not in ("random", "") and args.generator is None:
-        raise UserError("--quick: the quick preset must use the random generator")
-    if torch.get_num_threads() > 2 and cfg.device == "cpu":
-        pass  # torch picks the thread count; nothing to do on small machines
     run_demo(cfg, args.out)
     return 0

@@ -19,7 +19,7 @@ exercises exactly what a user runs.
 
 from __future__ import annotations
 
-import json
+import os
 import shutil
 import sys
 import time
@@ -27,20 +27,22 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from datasetgan.core.config import config_to_dict
 from datasetgan.core.errors import UserError
 from datasetgan.core.fileio import write_json
-from datasetgan.core.images import save_png
 from datasetgan.core.seeds import parse_seeds
 from datasetgan.demo.config import DemoConfig
-from datasetgan.demo.domain import PALETTE, label_spec
+from datasetgan.demo.domain import label_spec
 from datasetgan.demo.render import render_dataset
 
 STAGES = ("generator", "sample", "labels", "train-interpreter", "synthesize", "render test set",
           "train-segmenter (DatasetGAN)", "train-segmenter (baseline)", "evaluate", "report")
+# What a demo run writes into its output folder (removed before a new run).
+OUTPUTS = ("generator", "samples", "labels", "interpreter", "synthetic", "test", "baseline_data",
+           "segmenter_datasetgan", "segmenter_baseline", "eval_datasetgan", "eval_baseline", "predictions",
+           "uncertainty", "report", "report.html", "results.json", "demo_config.json", "spec.json")
 
 
 def bundled(name: str) -> Path:
@@ -135,8 +137,6 @@ def repeat_labelled(images: Path, labels: Path, seeds: list[int], repeats: int, 
     """The labelled samples, each listed ``repeats`` times (hard links, copies where links fail),
     so that one epoch of the baseline takes as many steps as one epoch on the synthetic set.
     Every pass draws new random flips, crops and colour jitter."""
-    import os
-
     dirs = (out / "images", out / "labels")
     for d in dirs:
         shutil.rmtree(d, ignore_errors=True)
@@ -159,6 +159,13 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    # Stages resume interrupted runs of their own; a new demo run starts from scratch instead.
+    for name in OUTPUTS:
+        target = out / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
     tl = Timeline(quiet=cfg.quiet)
     torch.manual_seed(0)
     write_json(out / "demo_config.json", config_to_dict(cfg))
