@@ -42,27 +42,15 @@ def labels_of(img: torch.Tensor, classes: int) -> torch.Tensor:
     return torch.from_numpy((b * classes / 256.0).astype("int64").clip(0, classes - 1))
 
 
-@torch.no_grad()
-def timed(fn, seeds, device) -> tuple[float, list]:
-    outs = []
-    fn(seeds[0])  # warm-up
-    sync(device)
-    t0 = time.perf_counter()
-    for s in seeds:
-        outs.append(fn(s))
-    sync(device)
-    return len(seeds) / (time.perf_counter() - t0), outs
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--resolution", type=int, default=256)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--classes", type=int, default=8)
     ap.add_argument("--members", type=int, default=10)
-    ap.add_argument("--images", type=int, default=3, help="timed images per path (fast, generator)")
+    ap.add_argument("--images", type=int, default=4, help="timed images per path (fast, generator)")
     ap.add_argument("--slow-images", type=int, default=2, help="timed images, straightforward path")
-    ap.add_argument("--train-steps", type=int, default=300)
+    ap.add_argument("--train-steps", type=int, default=150)
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
     if args.threads:
@@ -105,13 +93,32 @@ def main() -> None:
         img, maps = G.synthesis(ws_from_seeds(G, [seed], 0.7), return_features=True)
         return img, predict_straightforward(model, sel.pick(maps), R)
 
+    # Interleaved per seed (generator, fast, [straightforward]) so that a shared
+    # machine's load drift hits every path alike; the sums give images/s.
     seeds = list(range(args.images))
-    g_ips, _ = timed(generator_only, seeds, device)
-    print(f"generator alone:      {g_ips:.3f} images/s", flush=True)
-    f_ips, f_out = timed(fast, seeds, device)
-    print(f"fast synthesis:       {f_ips:.3f} images/s", flush=True)
-    s_ips, s_out = timed(straightforward, seeds[:args.slow_images], device)
-    print(f"straightforward:      {s_ips:.4f} images/s", flush=True)
+    generator_only(seeds[0]), fast(seeds[0])  # warm-up
+    totals = {"generator": 0.0, "fast": 0.0, "straightforward": 0.0}
+    f_out, s_out = [], []
+    with torch.no_grad():
+        for k, seed in enumerate(seeds):
+            for name, fn in (("generator", generator_only), ("fast", fast),
+                             ("straightforward", straightforward if k < args.slow_images else None)):
+                if fn is None:
+                    continue
+                sync(device)
+                t0 = time.perf_counter()
+                out = fn(seed)
+                sync(device)
+                totals[name] += time.perf_counter() - t0
+                (f_out if name == "fast" else s_out if name == "straightforward" else []).append(out)
+            print(f"  seed {seed}: generator {totals['generator']:.1f}s, fast {totals['fast']:.1f}s, "
+                  f"straightforward {totals['straightforward']:.1f}s (cumulative)", flush=True)
+    g_ips = len(seeds) / totals["generator"]
+    f_ips = len(seeds) / totals["fast"]
+    s_ips = min(args.slow_images, len(seeds)) / totals["straightforward"]
+    print(f"generator alone:      {g_ips:.3f} images/s")
+    print(f"fast synthesis:       {f_ips:.3f} images/s")
+    print(f"straightforward:      {s_ips:.4f} images/s")
     agree = torch.cat([(f[1].labels == s[1].labels).flatten() for f, s in zip(f_out, s_out)]).float().mean()
     js_err = max(float((f[1].uncertainty - s[1].uncertainty).abs().max()) for f, s in zip(f_out, s_out))
     classes_seen = torch.unique(torch.cat([f[1].labels.flatten() for f in f_out])).numel()

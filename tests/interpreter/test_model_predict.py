@@ -42,11 +42,13 @@ def test_members_are_independent():
     assert model.w1.grad[0].abs().sum() == 0 and model.w1.grad[1].abs().sum() > 0
 
 
+@pytest.mark.parametrize("tile_rows", [None, 5, 8])
 @pytest.mark.parametrize("mode", ["bilinear", "nearest"])
-def test_fast_equals_straightforward_segmentation(mode):
+def test_fast_equals_straightforward_segmentation(mode, tile_rows):
     maps = _maps()
     model = _model(18, 5)
-    fast = predict(model, maps, 32, mode, max_chunk_bytes=2 * 32 * 32 * 128 * 4)  # chunked members
+    fast = predict(model, maps, 32, mode, max_chunk_bytes=2 * 32 * 32 * 128 * 4,  # chunked members
+                   tile_rows=tile_rows)
     slow = predict_straightforward(model, maps, 32, mode)
     assert (fast.labels == slow.labels).float().mean() >= 0.999
     torch.testing.assert_close(fast.uncertainty, slow.uncertainty, atol=1e-4, rtol=1e-3)
@@ -54,10 +56,11 @@ def test_fast_equals_straightforward_segmentation(mode):
     assert (fast.uncertainty >= 0).all()
 
 
-def test_fast_equals_straightforward_keypoints():
+@pytest.mark.parametrize("tile_rows", [None, 8])
+def test_fast_equals_straightforward_keypoints(tile_rows):
     maps = _maps()
     model = _model(18, 3)
-    fast = predict(model, maps, 32, task="keypoints")
+    fast = predict(model, maps, 32, task="keypoints", tile_rows=tile_rows)
     slow = predict_straightforward(model, maps, 32, task="keypoints")
     torch.testing.assert_close(fast.heatmaps, slow.heatmaps, atol=1e-4, rtol=1e-4)
     assert fast.keypoints.shape == (2, 3, 3)
