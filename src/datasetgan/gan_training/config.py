@@ -61,7 +61,7 @@ class TrainConfig:
     precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
     channels_last: bool = True           # NHWC convolutions on CUDA
     tf32: bool = True                    # TF32 matmuls/convs for the float32 parts on CUDA
-    compile: bool = False                # torch.compile G and D's main forward passes (experimental)
+    compile: bool = False                # torch.compile G.synthesis and D for the main phases (experimental)
     seed: int = 0
     tick_kimg: float = 4.0               # progress line + stats.jsonl record every N kimg
     tick_minutes: float = 5.0            # ... or after this long (slow CPU runs), whichever comes first

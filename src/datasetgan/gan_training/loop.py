@@ -192,7 +192,8 @@ def _train(cfg: TrainConfig, resume: Path | None, quiet: bool, dataset: ImageDat
                       r1_gamma=cfg.gamma, style_mixing=cfg.style_mixing, pl_weight=cfg.pl_weight,
                       pl_batch_shrink=cfg.pl_batch_shrink, pl_decay=cfg.pl_decay,
                       autocast_dtype=_autocast_dtype(cfg, device),
-                      channels_last=cfg.channels_last and device.type == "cuda", pl_mean=pl_mean)
+                      channels_last=cfg.channels_last and device.type == "cuda", pl_mean=pl_mean,
+                      synthesis=torch.compile(G.synthesis) if cfg.compile else None)
     source = BatchSource(dataset, device)
     per_rank = cfg.batch // info.world_size
     chunk = cfg.batch_gpu or per_rank

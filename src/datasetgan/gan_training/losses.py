@@ -39,13 +39,14 @@ class LossContext:
     autocast_dtype: torch.dtype | None = None
     channels_last: bool = False
     pl_mean: torch.Tensor | None = None     # running mean path length (state, saved in checkpoints)
+    synthesis: Callable | None = None       # compiled G.synthesis (None: eager); not for double backward
 
     def autocast(self, device: torch.device):
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=device.type, dtype=self.autocast_dtype)
 
-    def run_G(self, z: torch.Tensor, update_w_avg: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    def run_G(self, z: torch.Tensor, update_w_avg: bool = True, eager: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """``z [N, z_dim]`` -> ``(img [N, 3, R, R], ws [N, num_ws, w_dim])`` with style mixing.
 
         As NVIDIA: one crossover layer per batch, drawn in [1, num_ws); each image mixes
@@ -61,7 +62,8 @@ class LossContext:
             ws2 = G.mapping(torch.randn_like(z), None, update_w_avg=False)
             layer = torch.arange(num_ws, device=ws.device)[None, :, None]
             ws = torch.where(layer < cutoff, ws, ws2)
-        img = G.synthesis(ws, noise_mode="random")
+        synthesis = G.synthesis if (eager or self.synthesis is None) else self.synthesis
+        img = synthesis(ws, noise_mode="random")
         return img, ws
 
     def run_D(self, img: torch.Tensor, eager: bool = False) -> torch.Tensor:
@@ -87,7 +89,7 @@ def g_pl(ctx: LossContext, z: torch.Tensor, gain: float) -> torch.Tensor:
     """Path-length regularisation on ``N / pl_batch_shrink`` samples; returns the penalty (detached)."""
     n = max(z.shape[0] // ctx.pl_batch_shrink, 1)
     # Double backward through the generator: kept in float32 for stability.
-    img, ws = ctx.run_G(z[:n])
+    img, ws = ctx.run_G(z[:n], eager=True)
     noise = torch.randn_like(img) / np.sqrt(img.shape[2] * img.shape[3])
     grads, = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
     lengths = grads.square().sum(2).mean(1).sqrt()
