@@ -31,7 +31,9 @@ def main() -> int:
     from datasetgan.core.config import config_to_dict
     from datasetgan.core.fileio import write_json
     from datasetgan.core.seeds import parse_seeds
-    from datasetgan.demo.annotator import Annotator, AnnotatorConfig, annotate_folder, train_annotator
+    from datasetgan.demo.annotator import (
+        Annotator, AnnotatorConfig, annotate_folder, evaluate_annotator, train_annotator,
+    )
     from datasetgan.demo.domain import label_spec
     from datasetgan.generator import generator_fingerprint, load_generator
 
@@ -67,6 +69,7 @@ def main() -> int:
         "seeds": seeds, "truncation": float(args.truncation),
         "generator_fingerprint": generator_fingerprint(load_generator(args.generator)),
         "annotator": config_to_dict(model.config),
+        "annotator_on_rendered_faces": evaluate_annotator(model),
     })
     print(f"wrote {len(seeds)} labelled samples to {out}")
     return 0
