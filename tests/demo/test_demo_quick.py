@@ -32,3 +32,11 @@ def test_quick_demo_end_to_end(tmp_path):
     assert results["synthetic_images"] == load_demo_config(None, quick=True).synth_keep
     html = (out / "report.html").read_text()
     assert "Per-class IoU" in html and "report/labelled.png" in html
+
+
+def test_builtin_presets_match_the_repository_files():
+    from datasetgan.demo.config import QUICK, build_config, preset_path
+
+    assert load_demo_config(None, quick=False) == DemoConfig()
+    assert load_demo_config(None, quick=True) == build_config(DemoConfig, QUICK)
+    assert preset_path(True).exists() and preset_path(False).exists()

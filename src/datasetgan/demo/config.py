@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 from datasetgan.core.config import build_config
@@ -23,8 +22,8 @@ class DemoConfig:
     labelled_seeds: str = "0-15"
     truncation: float = 0.7
     # style interpreter
-    members: int = 10
-    pixels_per_image: str = "all"
+    members: int = 5
+    pixels_per_image: str = "500"
     # synthesis
     synth_keep: int = 2000               # labelled images kept after dropping the uncertain ones
     drop_uncertain: float = 0.1
@@ -32,7 +31,7 @@ class DemoConfig:
     synth_batch_size: int = 16
     # segmenter (DeepLabV3, torchvision)
     arch: str = "deeplabv3_mobilenet_v3_large"
-    seg_epochs: int = 4
+    seg_epochs: int = 2
     seg_batch_size: int = 16
     seg_resolution: int = 64
     # the baseline trains on the labelled samples alone; true: as many steps as the DatasetGAN segmenter
@@ -62,17 +61,23 @@ class DemoConfig:
         return n
 
 
+# The quick preset, for installs without the repository's configs/ folder.
+QUICK = {"generator": "random", "labels": "annotate", "labelled_seeds": "0-7", "members": 2,
+         "pixels_per_image": "200", "synth_keep": 24, "synth_batch_size": 8, "seg_epochs": 1,
+         "seg_batch_size": 8, "test_images": 16}
+
+
 def preset_path(quick: bool) -> Path:
-    """The bundled preset: ``configs/demo.yaml`` or ``configs/demo_quick.yaml`` in the repo,
-    else the copy inside the package."""
-    name = "demo_quick.yaml" if quick else "demo.yaml"
-    repo = Path(__file__).resolve().parents[3] / "configs" / name
-    if repo.exists():
-        return repo
-    return Path(str(resources.files("datasetgan") / "assets" / "configs" / name))
+    """``configs/demo.yaml`` or ``configs/demo_quick.yaml`` of the repository."""
+    return Path(__file__).resolve().parents[3] / "configs" / ("demo_quick.yaml" if quick else "demo.yaml")
 
 
 def load_demo_config(preset: str | Path | None, quick: bool, overrides: dict | None = None) -> DemoConfig:
-    """Defaults <- preset (``--config`` or the bundled one) <- flags."""
-    path = Path(preset) if preset else preset_path(quick)
-    return build_config(DemoConfig, path if path.exists() else None, overrides)
+    """Defaults <- preset (``--config``, else the repository's preset, else the built-in one) <- flags.
+    The defaults are the full demo."""
+    if preset:
+        return build_config(DemoConfig, Path(preset), overrides)
+    path = preset_path(quick)
+    if path.exists():
+        return build_config(DemoConfig, path, overrides)
+    return build_config(DemoConfig, QUICK if quick else None, overrides)
