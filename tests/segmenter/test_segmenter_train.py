@@ -39,3 +39,19 @@ def test_amp_training_on_gpu(tiny_set, tmp_path):
                 tmp_path / "run", torch.device("cuda"), quiet=True)
     state = json.loads((run / "state" / "state.json").read_text())
     assert state["scaler"] is not None and [p.name for p in list_epochs(run)] == ["epoch_001"]
+
+
+def test_batchnorm_recalibration_is_a_plain_average(tiny_set):
+    from datasetgan.segmenter.data import LabelledImages
+    from datasetgan.segmenter.train import recalibrate_batchnorm
+    items, spec = collect_items("segmentation", images=tiny_set / "images", labels=tiny_set / "labels",
+                                spec=tiny_set / "spec.yaml")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4, momentum=0.01)).eval()
+    data = LabelledImages(items, spec, 16)
+    recalibrate_batchnorm(model, data, torch.device("cpu"), max_images=4, batch_size=2)
+    with torch.no_grad():
+        feats = model[0](torch.stack([data[i]["image"] for i in range(4)]))
+    bn = model[1]
+    assert torch.allclose(bn.running_mean, feats.mean((0, 2, 3)), atol=1e-5)
+    assert bn.momentum == 0.01 and not model.training

@@ -39,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--jitter", type=float, help="colour jitter strength (0.2; 0 = off)")
         if task == "keypoints":
             p.add_argument("--heatmap-sigma", type=float, help="target Gaussian sigma in pixels (default: 2)")
+        p.add_argument("--bn-recalibrate", type=int, metavar="N",
+                       help="re-estimate BatchNorm statistics on N training images before each checkpoint "
+                            "(default 256; 0 = off)")
         p.add_argument("--seed", type=int, help="default: 0")
         p.add_argument("--no-amp", dest="amp", action="store_false", default=None, help="no mixed precision on GPU")
         p.add_argument("--workers", type=int, help="data loader processes (default: 0)")
@@ -49,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     keys = ("arch", "backbone_weights", "epochs", "batch_size", "lr", "resolution", "flip", "crop_min", "jitter",
-            "heatmap_sigma", "seed", "amp", "workers")
+            "heatmap_sigma", "seed", "amp", "workers", "bn_recalibrate")
     config = build_config(TrainConfig, args.config, {k: getattr(args, k, None) for k in keys})
     _check(config)
     device = resolve_device(args.device)

@@ -52,6 +52,10 @@ class TrainConfig:
     amp: bool = True          # mixed precision, used on CUDA only
     workers: int = 0
     backbone_weights: str | None = None
+    # Before each checkpoint, re-estimate BatchNorm statistics on this many training images (0 = off).
+    # torchvision's MobileNetV3 uses BN momentum 0.01: after a few hundred steps from scratch its
+    # running statistics still lag the weights, and eval-mode predictions collapse to one class.
+    bn_recalibrate: int = 256
 
 
 def epoch_dir(run: Path, epoch: int) -> Path:
@@ -72,6 +76,30 @@ def _batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarr
         last = chunks.pop()
         chunks[-1] = np.concatenate([chunks[-1], last])
     return chunks
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: torch.nn.Module, data: LabelledImages, device: torch.device, max_images: int,
+                          batch_size: int, seed: int = 0) -> None:
+    """Recompute every BatchNorm's running mean/var as a plain average over ``max_images`` un-augmented images."""
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not bns or max_images <= 0:
+        return
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None                # cumulative average over the batches below
+    clean = LabelledImages(data.items, data.spec, data.resolution, augment=None, seed=data.seed)
+    rng = np.random.default_rng((seed, 7))
+    idx = np.sort(rng.permutation(len(clean))[:max_images])
+    was_training = model.training
+    model.train()
+    for chunk in _batches(len(idx), batch_size, np.random.default_rng(0)):
+        x = torch.stack([clean[int(i)]["image"] for i in idx[np.sort(chunk)]]).to(device)
+        model(x)
+    for m, momentum in zip(bns, momenta):
+        m.momentum = momentum
+    model.train(was_training)
 
 
 def _save_state(run: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, scaler, epoch: int) -> None:
@@ -184,6 +212,8 @@ def train(items: list[Item], spec: LabelSpec, task: Literal["segmentation", "key
             count += len(x)
             bar.set_postfix(loss=f"{total / count:.4f}")
         bar.close()
+        if config.bn_recalibrate > 0:
+            recalibrate_batchnorm(model, data, device, config.bn_recalibrate, config.batch_size, config.seed)
         save_checkpoint(epoch_dir(run, epoch), model, spec, extra={"epoch": epoch})
         _save_state(run, model, opt, scaler, epoch)
         stats = {"epoch": epoch, "loss": total / max(count, 1), "seconds": round(time.time() - t0, 2)}
