@@ -38,14 +38,16 @@ def _masks(folder: Path, stems, size=32, value=None) -> Path:
     return folder
 
 
-def _train(samples: Path, labels: Path, out: Path, *extra: str) -> int:
+def _train(samples: Path, labels: Path, out: Path, *extra: str, allow_unlabelled: bool = True) -> int:
+    # Most tests label a subset of the 4 samples, hence --allow-unlabelled by default here.
     return main(["train-interpreter", "--samples", str(samples / "s"), "--labels", str(labels),
                  "--spec", str(samples / "spec.yaml"), "--out", str(out), "--device", "cpu", "--quiet",
-                 "--members", "3", "--max-steps", "15", *extra])
+                 "--members", "3", "--max-steps", "15", *extra,
+                 *(["--allow-unlabelled"] if allow_unlabelled else [])])
 
 
 def test_train_writes_config_and_weights(samples, tmp_path):
-    labels = _masks(tmp_path / "L", ["000000", "000002"])  # a sample without a label is simply unused
+    labels = _masks(tmp_path / "L", ["000000", "000002"])  # --allow-unlabelled: the others are skipped
     assert _train(samples, labels, tmp_path / "out", "--pixels-per-image", "100") == 0
     cfg = json.loads((tmp_path / "out" / "config.json").read_text())
     assert cfg["task"] == "segmentation" and cfg["label_spec"]["classes"] == ["bg", "a", "b"]
@@ -100,6 +102,23 @@ def test_bad_labels_name_the_file(samples, tmp_path, capsys, case, needle):
     err = capsys.readouterr().err
     assert needle in err, err
     assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_unlabelled_samples_are_an_error_naming_them(samples, tmp_path, capsys):
+    labels = _masks(tmp_path / "L", ["000000", "000002"])
+    assert _train(samples, labels, tmp_path / "out", allow_unlabelled=False) == 2
+    err = capsys.readouterr().err
+    assert "2 of 4 samples have no label file in" in err and str(labels) in err, err
+    assert str(samples / "s" / "images" / "000001.png") in err and "000003.png" in err, err
+    assert "000000.png" not in err and "--allow-unlabelled" in err, err
+    assert not (tmp_path / "out" / "model.safetensors").exists()
+    # The flag skips them, saying how many; all samples labelled needs no flag.
+    assert _train(samples, labels, tmp_path / "out", "--pixels-per-image", "20") == 0
+    assert "2 of 4 samples" in capsys.readouterr().out
+    _masks(labels, ["000001", "000003"])
+    assert _train(samples, labels, tmp_path / "all", "--pixels-per-image", "20", allow_unlabelled=False) == 0
+    assert json.loads((tmp_path / "all" / "config.json").read_text())["training"]["labelled"] == [
+        "000000", "000001", "000002", "000003"]
 
 
 def test_bad_samples_folder_and_generator(samples, tmp_path, capsys):

@@ -47,6 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--upsample", choices=["bilinear", "nearest"])
     p.add_argument("--feature-dtype", choices=["float16", "float32"])
     p.add_argument("--heatmap-sigma", type=float, help="keypoints: Gaussian target sigma in pixels (default 2)")
+    p.add_argument("--allow-unlabelled", action="store_true",
+                   help="skip samples without a label file (default: that is an error naming them)")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if present)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -79,7 +81,8 @@ def run_train_interpreter(args: argparse.Namespace) -> int:
         raise UserError(f"--out {out}: not a folder")
     G, fingerprint = open_generator(samples, args.generator, device)
     start = time.time()
-    data = build_training_data(G, samples, args.labels, spec, task, config, device, quiet=args.quiet)
+    data = build_training_data(G, samples, args.labels, spec, task, config, device, quiet=args.quiet,
+                               allow_unlabelled=args.allow_unlabelled)
     del G
     num_outputs = spec.num_classes if task == "segmentation" else spec.num_keypoints
     model, stats = train_ensemble(data.bank, data.pixels, num_outputs, task, config, device, quiet=args.quiet)

@@ -43,6 +43,8 @@ class SamplesFolder:
     noise_mode: str
     checkpoint: str
     fingerprint: str
+    # Image paths relative to ``root`` (one per stem), for error messages.
+    images: tuple[str, ...] = ()
 
 
 def read_samples_folder(root: str | Path) -> SamplesFolder:
@@ -68,7 +70,8 @@ def read_samples_folder(root: str | Path) -> SamplesFolder:
         raise UserError(f"{root}: samples made with noise_mode {sorted(modes)}; features can only be "
                         "recomputed for 'const' or 'none' noise (re-run `datasetgan sample --noise-mode const`)")
     return SamplesFolder(root, stems, latents["w"].float(), modes.pop() if modes else "const",
-                         str(meta.get("checkpoint", "")), str(meta.get("fingerprint", "")))
+                         str(meta.get("checkpoint", "")), str(meta.get("fingerprint", "")),
+                         tuple(str(r.get("image", f"images/{stem}.png")) for r, stem in zip(records, stems)))
 
 
 def open_generator(samples: SamplesFolder, override: str | None, device: torch.device) -> tuple[Generator, str]:
@@ -83,6 +86,24 @@ def open_generator(samples: SamplesFolder, override: str | None, device: torch.d
         raise UserError(f"{path}: this generator (fingerprint {fp[:12]}) is not the one that made "
                         f"{samples.root} (fingerprint {samples.fingerprint[:12]})")
     return G, fp
+
+
+def check_unlabelled(samples: SamplesFolder, pairs: dict[str, Path], label_dir: Path,
+                     allow: bool, limit: int = 5) -> list[str]:
+    """The stems of samples without a label; an error unless ``allow`` (then a notice)."""
+    missing = [s for s in samples.stems if s not in pairs]
+    if not missing:
+        return missing
+    if allow:
+        print(f"note: {len(missing)} of {len(samples.stems)} samples in {samples.root} have no label in "
+              f"{label_dir}; training on the {len(pairs)} labelled ones")
+        return missing
+    images = dict(zip(samples.stems, samples.images)) if samples.images else {}
+    names = [str(samples.root / images.get(s, f"images/{s}.png")) for s in missing[:limit]]
+    more = f" and {len(missing) - limit} more" if len(missing) > limit else ""
+    raise UserError(f"{len(missing)} of {len(samples.stems)} samples have no label file in {label_dir}: "
+                    f"{', '.join(names)}{more}. Label them, or pass --allow-unlabelled to train on the "
+                    f"{len(pairs)} labelled ones only")
 
 
 def detect_task(label_dir: Path, requested: str) -> Task:
@@ -110,8 +131,13 @@ class TrainingData:
 @torch.no_grad()
 def build_training_data(G: Generator, samples: SamplesFolder, label_dir: str | Path, spec: LabelSpec,
                         task: Task, config: InterpreterConfig, device: torch.device,
-                        quiet: bool = False) -> TrainingData:
-    """Render every labelled sample's features once and pick its training pixels."""
+                        quiet: bool = False, allow_unlabelled: bool = False) -> TrainingData:
+    """Render every labelled sample's features once and pick its training pixels.
+
+    A sample without a label file is an error naming the samples and the label
+    folder (usually a labelling job not yet finished, or the wrong folder);
+    ``allow_unlabelled`` skips such samples with a one-line notice instead.
+    """
     label_dir = Path(label_dir)
     if task == "keypoints" and not spec.num_keypoints:
         raise UserError("the label spec names no keypoints; add a 'keypoints' list for keypoint labels")
@@ -119,6 +145,7 @@ def build_training_data(G: Generator, samples: SamplesFolder, label_dir: str | P
         raise UserError("the label spec needs at least 2 classes for segmentation")
     suffixes = KEYPOINT_SUFFIXES if task == "keypoints" else MASK_SUFFIXES
     pairs = match_labels(samples.stems, label_dir, suffixes=suffixes)
+    check_unlabelled(samples, pairs, label_dir, allow_unlabelled)
     selected = select_features(G.feature_spec, FeatureConfig(config.layers, config.upsample))
     size = (G.img_resolution, G.img_resolution)
     dtype = torch.float16 if config.feature_dtype == "float16" else torch.float32
