@@ -40,3 +40,16 @@ def test_builtin_presets_match_the_repository_files():
     assert load_demo_config(None, quick=False) == DemoConfig()
     assert load_demo_config(None, quick=True) == build_config(DemoConfig, QUICK)
     assert preset_path(True).exists() and preset_path(False).exists()
+
+
+def test_bundled_generator_and_labels_belong_together(tmp_path):
+    from datasetgan.demo.pipeline import bundled, labels_match_generator, tiny_random_generator
+    from datasetgan.generator import load_generator
+
+    G = load_generator(bundled("demo_generator"))
+    assert G.img_resolution == 64
+    labels = bundled("demo_labels")
+    assert len(list((labels / "labels").glob("*.png"))) == 16
+    assert len(list((labels / "labels").glob("*.json"))) == 16
+    assert labels_match_generator(labels, bundled("demo_generator"))
+    assert not labels_match_generator(labels, tiny_random_generator(tmp_path / "g"))

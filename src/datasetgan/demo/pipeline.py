@@ -107,6 +107,23 @@ def resolve_generator(cfg: DemoConfig, out: Path) -> Path:
     return path
 
 
+def labels_match_generator(labels: Path, generator: Path) -> bool:
+    """Whether bundled labels were made on this generator's samples (else they are re-annotated)."""
+    import json
+
+    from datasetgan.generator import generator_fingerprint, load_generator
+
+    provenance = labels / "provenance.json"
+    if not (labels / "labels").is_dir() or not provenance.exists():
+        return False
+    made_on = json.loads(provenance.read_text()).get("generator_fingerprint")
+    if made_on == generator_fingerprint(load_generator(generator)):
+        return True
+    print(f"demo: {labels} was made for another generator; labelling the samples with the annotator",
+          file=sys.stderr)
+    return False
+
+
 def make_labels(cfg: DemoConfig, samples: Path, out: Path, seeds: list[int]) -> Path:
     """The labels of the labelled samples: bundled, or the annotator's."""
     labels_dir = out / "labels"
@@ -116,11 +133,10 @@ def make_labels(cfg: DemoConfig, samples: Path, out: Path, seeds: list[int]) -> 
             raise UserError(f"{src}: labels folder not found (config key 'labels')")
         shutil.copytree(src, labels_dir, dirs_exist_ok=True)
         return labels_dir
-    if cfg.labels == "":
-        src = bundled("demo_labels") / "labels"
-        if cfg.generator == "" and src.exists():
-            shutil.copytree(src, labels_dir, dirs_exist_ok=True)
-            return labels_dir
+    if cfg.labels == "" and cfg.generator == "" and labels_match_generator(bundled("demo_labels"),
+                                                                            bundled("demo_generator")):
+        shutil.copytree(bundled("demo_labels") / "labels", labels_dir, dirs_exist_ok=True)
+        return labels_dir
     from datasetgan.demo.annotator import Annotator, AnnotatorConfig, annotate_folder, train_annotator
 
     ann_dir = Path(cfg.annotator) if cfg.annotator else bundled("demo_annotator")
