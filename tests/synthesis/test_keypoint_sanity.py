@@ -8,9 +8,12 @@ test, the keypoint "red" is the peak of the red channel blurred with a
 when it stands out, so only images whose peak exceeds every value farther
 than 4 px away by at least ``GAP`` (in uint8 units) are labelled or scored;
 an ambiguous peak needs a global comparison a pixel MLP cannot make from 8
-examples. Measured (2026-11-25, CPU): PCK@3.2 px (0.1 of the image side) 40/53
-= 0.75 on held-out seeds; with labels taken from the wrong images (a broken
-pipeline) it falls far below. Thresholds below leave a margin for that.
+examples. The interpreter uses the last feature tap (which the colours are a
+linear function of), heatmap sigma 2 and visibility threshold 0.2.
+Measured (2026-11-25, CPU): PCK@3.2 px (0.1 of the image side) 45/53 = 0.85
+on held-out seeds (0.68-0.85 across heatmap sigmas 1.5-3, tap sets and
+ensemble sizes; all taps and the default threshold 0.5 do worse); with each
+label paired with another image (a broken pipeline) 7/53 = 0.13.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from datasetgan.cli import main
 GAP = 15.0          # uint8 units between the peak and anything farther than RADIUS
 RADIUS = 4.0        # px
 PCK_RADIUS = 3.2    # px: 0.1 of the 32-px image side
-MIN_PCK = 0.65      # measured 0.75; see the module docstring (the issue's target is 0.95)
+MIN_PCK = 0.65      # measured 0.85; see the module docstring (the issue's target is 0.95)
 
 
 def red_peak(image: np.ndarray) -> list[float] | None:
@@ -44,7 +47,7 @@ def red_peak(image: np.ndarray) -> list[float] | None:
 
 
 def _train(root: Path, labels: Path, out: Path) -> None:
-    (root / "vis.yaml").write_text("visibility_threshold: 0.2\nheatmap_sigma: 1.5\nlayers: [b32.conv1]\n")
+    (root / "vis.yaml").write_text("visibility_threshold: 0.2\nheatmap_sigma: 2.0\nlayers: [b32.conv1]\n")
     assert main(["train-interpreter", "--samples", str(root / "samples"), "--labels", str(labels),
                  "--spec", str(root / "spec.yaml"), "--out", str(out), "--config", str(root / "vis.yaml"),
                  "--allow-unlabelled", "--device", "cpu", "--quiet"]) == 0
