@@ -21,3 +21,14 @@ def test_write_json_and_jsonl_roundtrip(tmp_path):
     with open(path, "a") as f:
         f.write('{"i": 2')  # torn last line, as after a crash
     assert fileio.read_jsonl(path) == [{"i": 0}, {"i": 1}]
+
+
+def test_path_errors_survive_pickling():
+    # Data-loader workers send exceptions to the main process by pickling them.
+    import pickle
+
+    from datasetgan.core.errors import CheckpointError, LabelError
+
+    for cls in (CheckpointError, LabelError):
+        err = pickle.loads(pickle.dumps(cls("a/b.png", "bad size")))
+        assert isinstance(err, cls) and str(err) == "a/b.png: bad size" and err.path == "a/b.png"

@@ -18,16 +18,23 @@ class CheckpointError(UserError):
     """A checkpoint that cannot be read safely or does not fit the network."""
 
     def __init__(self, path: str | Path, message: str):
-        self.path = str(path)
+        self.path, self.message = str(path), message
         super().__init__(f"{path}: {message}")
+
+    def __reduce__(self):
+        # Rebuild from both arguments, so the error survives a data-loader worker.
+        return type(self), (self.path, self.message)
 
 
 class LabelError(UserError):
     """A label file or label spec that does not fit."""
 
     def __init__(self, path: str | Path, message: str):
-        self.path = str(path)
+        self.path, self.message = str(path), message
         super().__init__(f"{path}: {message}")
+
+    def __reduce__(self):
+        return type(self), (self.path, self.message)
 
 
 def require_file(path: str | Path, what: str = "file") -> Path:
