@@ -9,15 +9,17 @@
 #    no augmentation (the procedural set is large and not at risk of D overfitting).
 # 3. Write the last snapshot's G_ema in the own format into the package.
 #
-# The bundled generator is G_ema after 49.84 kimg (3,115 steps), about 85 minutes of a
-# shared 2-core CPU on 2026-11-25 (the run was interrupted once at 0.608 kimg and resumed
-# exactly with --resume latest; it was started with --kimg 200 and stopped by SIGTERM, which
-# writes the snapshot). A GPU and more kimg would give a much better generator.
+# The bundled generator is G_ema after 96.688 kimg (6,043 steps) on a shared 2-core CPU on
+# 2026-11-25: 49.84 kimg with 1 thread (about 85 minutes; interrupted once at 0.608 kimg and
+# resumed with --resume latest), then resumed with --resume latest on 2 threads for 13 minutes
+# (about 50 img/s) and stopped by SIGTERM, which writes the snapshot. Thread counts change float
+# rounding, so a re-run reproduces it closely, not bit for bit. A GPU and more kimg would give a
+# much better generator.
 #
-# Usage: scripts/train_demo_gan.sh [KIMG]   (default 49.84, the bundled generator's length)
+# Usage: scripts/train_demo_gan.sh [KIMG]   (default 96.688, the bundled generator's length)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-KIMG="${1:-49.84}"
+KIMG="${1:-96.688}"
 DATA="${DATA:-/tmp/demo_faces}"
 RUNS="${RUNS:-/tmp/demo_gan_runs}"
 BIN="${BIN:-.venv/bin}"
