@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from datasetgan.core.errors import CheckpointError, UserError
 from datasetgan.core.fileio import write_json
+from datasetgan.core.weights import read_state_dict
 
 _MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 _STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
@@ -27,19 +28,7 @@ def load_inception(path: str | Path, device: torch.device) -> torch.nn.Module:
     """torchvision ``inception_v3`` with weights from ``path``; returns pool features ``[N, 2048]``."""
     import torchvision
 
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"--metrics-weights {path}: file not found")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error here
-        raise CheckpointError(path, f"not a readable weights file ({exc})") from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
+    state = read_state_dict(path, "--metrics-weights")
     model = torchvision.models.inception_v3(weights=None, aux_logits=True, transform_input=True, init_weights=False)
     has_aux = any(k.startswith("AuxLogits.") for k in state)
     if not has_aux:

@@ -23,6 +23,7 @@ from datasetgan.core.config import config_to_dict
 from datasetgan.core.errors import CheckpointError, UserError
 from datasetgan.core.fileio import atomic_path, write_json
 from datasetgan.core.labels import LabelSpec
+from datasetgan.core.weights import read_state_dict
 
 Arch = Literal["deeplabv3_mobilenet_v3_large", "deeplabv3_resnet50", "deeplabv3_resnet101"]
 ARCHS: tuple[str, ...] = ("deeplabv3_mobilenet_v3_large", "deeplabv3_resnet50", "deeplabv3_resnet101")
@@ -73,21 +74,7 @@ def load_backbone_weights(model: Segmenter, path: str | Path) -> int:
     ``module.`` prefixes. Returns the number of tensors copied; a file that
     matches fewer than 90% of the backbone's tensors is refused.
     """
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"--backbone-weights {path}: file not found")
-    try:
-        if path.suffix == ".safetensors":
-            state = load_file(str(path))
-        else:
-            # weights_only: tensors and containers only, never code from the file.
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any reader failure is the file's fault
-        raise CheckpointError(path, f"cannot read backbone weights ({exc})") from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise CheckpointError(path, "expected a state dict of tensors")
+    state = read_state_dict(path, "--backbone-weights")
     target = model.net.backbone.state_dict()
     renamed: dict[str, torch.Tensor] = {}
     for key, value in state.items():
