@@ -44,15 +44,16 @@ def test_members_are_independent():
 
 @pytest.mark.parametrize("tile_rows", [None, 5, 8])
 @pytest.mark.parametrize("mode", ["bilinear", "nearest"])
-def test_fast_equals_straightforward_segmentation(mode, tile_rows):
+@pytest.mark.parametrize("out_size", [32, 24, (32, 40)])
+def test_fast_equals_straightforward_segmentation(mode, tile_rows, out_size):
     maps = _maps()
     model = _model(18, 5)
-    fast = predict(model, maps, 32, mode, max_chunk_bytes=2 * 32 * 32 * 128 * 4,  # chunked members
-                   tile_rows=tile_rows)
-    slow = predict_straightforward(model, maps, 32, mode)
+    fast = predict(model, maps, out_size, mode, tile_rows=tile_rows)
+    slow = predict_straightforward(model, maps, out_size, mode)
     assert (fast.labels == slow.labels).float().mean() >= 0.999
     torch.testing.assert_close(fast.uncertainty, slow.uncertainty, atol=1e-4, rtol=1e-3)
-    assert fast.labels.shape == (2, 32, 32) and fast.scores.shape == (2,)
+    size = (out_size, out_size) if isinstance(out_size, int) else out_size
+    assert fast.labels.shape == (2, *size) and fast.scores.shape == (2,)
     assert (fast.uncertainty >= 0).all()
 
 
@@ -93,3 +94,23 @@ def test_masked_adam_matches_torch_adam_and_freezes_stopped_members():
     a.grad = torch.randn(3, 4, 5, generator=g)
     ours.step(torch.tensor([True, False, True]))
     assert torch.equal(a.detach()[1], frozen) and not torch.equal(a.detach()[0], b.detach()[0])
+
+
+@pytest.mark.parametrize("task", ["segmentation", "keypoints"])
+def test_fast_path_is_per_image_and_workspace_safe(task):
+    """An image's result does not depend on the batch it is in, nor on the
+    workspace's history: bit-identical, not just close."""
+    from datasetgan.interpreter.predict import Workspace
+    maps = _maps(n=3)
+    model = _model(18, 5)
+    ws = Workspace()
+    predict(model, [m[:, :, :8, :8] for m in maps], 16, task=task, workspace=ws)  # other shapes first
+    whole = predict(model, maps, 32, task=task, workspace=ws)
+    for i in range(3):
+        alone = predict(model, [m[i:i + 1] for m in maps], 32, task=task)
+        assert torch.equal(alone.uncertainty[0], whole.uncertainty[i])
+        assert torch.equal(alone.scores[0], whole.scores[i])
+        if task == "segmentation":
+            assert torch.equal(alone.labels[0], whole.labels[i])
+        else:
+            assert torch.equal(alone.heatmaps[0], whole.heatmaps[i])

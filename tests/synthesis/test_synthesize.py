@@ -132,9 +132,27 @@ def test_dropped_are_the_most_uncertain(labelled, interpreter_dir, tmp_path):
 
 
 def test_independent_of_batch_size(labelled, interpreter_dir, tmp_path):
-    assert _synth(labelled, interpreter_dir, tmp_path / "b1", "--n", "6", "--batch-size", "1") == 0
-    assert _synth(labelled, interpreter_dir, tmp_path / "b4", "--n", "6", "--batch-size", "4") == 0
-    assert _snapshot(tmp_path / "b1") == _snapshot(tmp_path / "b4")
+    """Batches really are batched (padded to a fixed size), yet every file,
+    the kept set included, is byte-identical for any batch size."""
+    calls = []
+    original = synth_run.render_batch
+
+    def counting(G, seeds, size, *args, **kwargs):
+        calls.append((len(seeds), size))
+        return original(G, seeds, size, *args, **kwargs)
+    synth_run.render_batch = counting
+    try:
+        for b in (1, 3, 8):
+            assert _synth(labelled, interpreter_dir, tmp_path / f"b{b}", "--n", "7", "--batch-size", str(b),
+                          "--drop-uncertain", "0.3") == 0
+    finally:
+        synth_run.render_batch = original
+    assert calls == [(2, 2)] * 3 + [(1, 2)] + [(3, 3), (3, 3), (1, 3)] + [(7, 7)]  # at least 2 per call
+    reference = _snapshot(tmp_path / "b1")
+    assert len(json.loads((tmp_path / "b1" / "dataset.json").read_text())["dropped_seeds"]) == 2
+    for b in (3, 8):
+        assert _snapshot(tmp_path / f"b{b}") == reference
+        assert (tmp_path / f"b{b}" / "dataset.json").read_text() == (tmp_path / "b1" / "dataset.json").read_text()
 
 
 @pytest.mark.parametrize("where", ["render", "finalise"])

@@ -1,12 +1,26 @@
 """Whole-image predictions of a trained ensemble: labels or heatmaps, and uncertainty.
 
-``predict`` is the fast path: each member's first Linear layer is applied to
-every feature map at its own resolution and only the narrow result is
-upsampled (see ``features.projected``); the rest of each member runs on
-``[h1]``-wide pixels with its BatchNorms folded into the next Linear. The
-straightforward path (upsample every map, concatenate, run the MLPs per
-pixel) is ``predict_straightforward``, kept as the yardstick for tests and
-benchmarks.
+``predict`` is the fast path. Upsampling is linear, so every member's first
+Linear layer is applied to each feature map at its own resolution (one
+matmul per resolution, all taps of that resolution at once, all members at
+once) and only the projected ``[M * h1]``-wide maps are upsampled and summed
+(see ``datasetgan.features.projected``). The output is produced in bands of
+rows, pixel-major (``[pixels, M * h1]``), so that a band's activations stay in
+cache: each lower resolution is interpolated across once at its own height,
+and a band mixes the 2 source rows of each of its rows in (a small matmul
+per resolution); maps at the output resolution are projected band by band.
+The rest of each member runs on the band with its BatchNorms folded into the
+next Linear, and the band's statistics (vote, Jensen-Shannon divergence or
+heatmap mean and variance) are reduced over the members on the spot, so no
+``[M, ...]`` full-image tensor exists. Large buffers are allocated once per
+call and reused for every image and band (a fresh large tensor costs page
+faults that cost more than the arithmetic).
+
+Every image is computed on its own with the same shapes, so an image's
+result does not depend on the other images in the batch (nor on the batch
+size). The straightforward path (upsample every map, concatenate, run the
+MLPs per pixel) is ``predict_straightforward``, kept as the yardstick for
+tests and benchmarks.
 
 Segmentation, as the reference: labels are the per-pixel majority vote of the
 members (ties go to the lower class id); uncertainty is the Jensen-Shannon
@@ -17,18 +31,24 @@ uncertainty is the members' variance, averaged over keypoints.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
 import torch
-import torch.nn.functional as F
 
-from datasetgan.features import interp_taps, project_first_layer, upsample_concat
+from datasetgan.features import interp_taps, upsample_concat
 from datasetgan.features.config import UpsampleMode
 from datasetgan.interpreter.keypoints import decode_heatmaps
 from datasetgan.interpreter.model import EnsembleMLP
 
 Task = Literal["segmentation", "keypoints"]
+
+# Pixels per band: on a CPU, ~1k pixels keep a band's [pixels, M * h1]
+# activations within the last-level cache while the band's matmuls stay
+# efficient; on a GPU bands only bound the memory.
+CPU_BAND_PIXELS = 1024
+GPU_BAND_BYTES = 1 << 27
 
 
 @dataclass
@@ -51,50 +71,45 @@ def top_fraction_mean(values: torch.Tensor, fraction: float = 0.1) -> torch.Tens
     return flat.topk(k, dim=1).values.mean(dim=1)
 
 
+def js_and_votes(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Members' logits ``[M, C, P]`` -> (Jensen-Shannon divergence ``[P]``,
+    majority-vote labels ``[P]`` int64, ties to the lower class id)."""
+    members, classes = logits.shape[:2]
+    logp = torch.log_softmax(logits, dim=1)
+    p = logp.exp()
+    neg_entropies = (p * logp).sum(dim=(0, 1))                  # sum_m sum_c p log p
+    mean = p.sum(dim=0).div_(members)                           # [C, P]
+    js = torch.special.xlogy(mean, mean).sum(dim=0).neg_().add_(neg_entropies, alpha=1.0 / members)
+    choice = logits.max(dim=1).indices                          # [M, P] (first maximum)
+    votes = torch.zeros(classes, logits.shape[2], device=logits.device)
+    votes.scatter_add_(0, choice, torch.ones_like(choice, dtype=votes.dtype))
+    return js.clamp_min_(0), votes.max(dim=0).indices
+
+
 class _Accumulator:
-    """Running per-pixel statistics over members, so no ``[M, N, C, H, W]`` tensor exists."""
+    """Running per-pixel statistics over members (the straightforward path's)."""
 
     def __init__(self, task: Task, members: int, visibility_threshold: float):
         self.task, self.members, self.threshold = task, members, visibility_threshold
-        self.sum = self.sq_or_ent = self.votes = None
+        self.sum = self.second = self.votes = None
 
-    def start(self, n: int, c: int, hw: int, device: torch.device) -> None:
-        self.sum = torch.zeros(n, c, hw, device=device)
-        if self.task == "segmentation":  # summed entropies [N, HW] and votes [N, C, HW]
-            self.sq_or_ent = torch.zeros(n, hw, device=device)
-            self.votes = torch.zeros(n, c, hw, device=device)
-        else:  # summed squares [N, K, HW]
-            self.sq_or_ent = torch.zeros(n, c, hw, device=device)
-
-    def add(self, out: torch.Tensor, cols: slice = slice(None)) -> None:
-        """One member's output ``[N, C, P]`` (logits or heatmaps) for pixels ``cols`` of HW."""
+    def add(self, out: torch.Tensor) -> None:
+        """One member's output ``[N, C, P]`` (logits or heatmaps)."""
         out = out.float()
         if self.sum is None:
-            self.start(out.shape[0], out.shape[1], out.shape[2], out.device)
+            self.sum = torch.zeros_like(out)
+            # summed entropies [N, P] and votes [N, C, P]; or summed squares [N, C, P]
+            self.second = torch.zeros_like(out[:, 0] if self.task == "segmentation" else out)
+            self.votes = torch.zeros_like(out)
         if self.task == "segmentation":
             logp = torch.log_softmax(out, dim=1)
             p = logp.exp()
-            self.sum[..., cols] += p
-            self.sq_or_ent[..., cols] -= (p * logp).sum(dim=1)
-            self.votes[..., cols].scatter_add_(1, out.argmax(dim=1, keepdim=True),
-                                               torch.ones_like(out[:, :1]))
+            self.sum += p
+            self.second -= (p * logp).sum(dim=1)
+            self.votes.scatter_add_(1, out.argmax(dim=1, keepdim=True), torch.ones_like(out[:, :1]))
         else:
-            self.sum[..., cols] += out
-            self.sq_or_ent[..., cols] += out * out
-
-    def add_members(self, out: torch.Tensor, image: int, cols: slice) -> None:
-        """All members' outputs ``[M, C, P]`` for image ``image`` and pixels ``cols``
-        at once (few large ops instead of many small ones)."""
-        out = out.float()
-        if self.task == "segmentation":
-            logp = torch.log_softmax(out, dim=1)
-            p = logp.exp()
-            self.sum[image, :, cols] += p.sum(dim=0)
-            self.sq_or_ent[image, cols] -= (p * logp).sum(dim=(0, 1))
-            self.votes[image, :, cols].scatter_add_(0, out.argmax(dim=1), torch.ones_like(out[:, 0]))
-        else:
-            self.sum[image, :, cols] += out.sum(dim=0)
-            self.sq_or_ent[image, :, cols] += (out * out).sum(dim=0)
+            self.sum += out
+            self.second += out * out
 
     def finish(self, size: tuple[int, int]) -> Prediction:
         n, c, _ = self.sum.shape
@@ -102,126 +117,83 @@ class _Accumulator:
         mean = self.sum / self.members
         if self.task == "segmentation":
             entropy_of_mean = -torch.special.xlogy(mean, mean).sum(dim=1)
-            js = (entropy_of_mean - self.sq_or_ent / self.members).clamp_min(0).view(n, h, w)
+            js = (entropy_of_mean - self.second / self.members).clamp_min(0).view(n, h, w)
             labels = self.votes.argmax(dim=1).view(n, h, w)
             return Prediction(uncertainty=js, scores=top_fraction_mean(js), labels=labels)
-        var = (self.sq_or_ent / self.members - mean * mean).clamp_min(0).mean(dim=1).view(n, h, w)
+        var = (self.second / self.members - mean * mean).clamp_min(0).mean(dim=1).view(n, h, w)
         heat = mean.view(n, c, h, w)
         return Prediction(uncertainty=var, scores=top_fraction_mean(var), heatmaps=heat,
                           keypoints=decode_heatmaps(heat, self.threshold))
 
 
-@torch.no_grad()
-def predict(model: EnsembleMLP, feature_maps: Sequence[torch.Tensor], out_size: int | tuple[int, int],
-            mode: UpsampleMode = "bilinear", task: Task = "segmentation",
-            visibility_threshold: float = 0.5, max_chunk_bytes: int = 1 << 29,
-            tile_rows: int | None = -1) -> Prediction:
-    """Fast path. feature_maps: the selected ``[N, C_i, R_i, R_i]`` maps (in the
-    order of the model's input features). Returns a ``Prediction`` at ``out_size``.
+@dataclass
+class _Level:
+    """The selected taps of one resolution: their map indices, their rows of
+    the stacked first-layer weight ``[K, M * h1]``, and (below the output
+    size) how to interpolate their projection."""
 
-    ``tile_rows``: process the output in bands of this many rows, so that the
-    ``[members * h1]``-wide first-layer activations stay in cache (the CPU
-    default, 16); ``None`` works on whole frames (the GPU default)."""
-    model.eval()
-    size = (out_size, out_size) if isinstance(out_size, int) else tuple(out_size)
-    if tile_rows == -1:
-        tile_rows = 16 if feature_maps[0].device.type == "cpu" else None
-    if tile_rows:
-        return _predict_tiled(model, feature_maps, size, mode, task, visibility_threshold, tile_rows)
-    n, hw = feature_maps[0].shape[0], size[0] * size[1]
-    members, h1 = model.config.members, model.config.hidden[0]
-    w2, b2, w3, b3 = model.folded_tail()
-    # Members per chunk: bounds the [N, chunk * h1, H, W] first-layer tensor.
-    chunk = max(1, min(members, max_chunk_bytes // max(1, n * h1 * hw * 4)))
-    acc = _Accumulator(task, members, visibility_threshold)
-    for start in range(0, members, chunk):
-        group = list(range(start, min(members, start + chunk)))
-        weight = model.w1[group].permute(1, 0, 2).reshape(model.w1.shape[1], -1)  # [D, g*h1]
-        bias = model.b1[group].reshape(-1)
-        first = project_first_layer(feature_maps, weight, size, mode, bias=bias)
-        first = torch.relu_(first).view(n, len(group), h1, hw)
-        for j, m in enumerate(group):
-            h = torch.relu_(torch.matmul(w2[m].t(), first[:, j]) + b2[m].view(1, -1, 1))
-            acc.add(torch.matmul(w3[m].t(), h) + b3[m].view(1, -1, 1))
-        del first
-    return acc.finish(size)
+    size: tuple[int, int]
+    indices: list[int]
+    weight: torch.Tensor
+    across: list[tuple[int, int, int, int, int, float]] | None = None  # see _across_plan
+    mixers: list[tuple[int, torch.Tensor]] | None = None
 
 
-def _predict_tiled(model: EnsembleMLP, feature_maps: Sequence[torch.Tensor], size: tuple[int, int],
-                   mode: UpsampleMode, task: Task, visibility_threshold: float, tile_rows: int) -> Prediction:
-    """``predict`` in bands of output rows. Maps below the output resolution are
-    projected once at their own size, then each band is bilinearly interpolated
-    from them (``F.interpolate`` across, once per map at its own height; then
-    each band mixes the 2 source rows of each of its rows with the same taps as
-    ``F.interpolate``, as a small matmul); maps at
-    the output resolution are projected band by band."""
-    H, W = size
-    n = feature_maps[0].shape[0]
-    members, h1 = model.config.members, model.config.hidden[0]
-    out_width = members * h1
-    w1 = model.w1.permute(1, 0, 2).reshape(model.w1.shape[1], out_width)  # [D, M*h1]
-    b1 = model.b1.reshape(out_width, 1)
-    w2, b2, w3, b3 = model.folded_tail()
-    w2t, w3t = w2.transpose(1, 2).contiguous(), w3.transpose(1, 2).contiguous()  # [M, h2, h1], [M, C, h2]
-    device = feature_maps[0].device
-    # Rows of w1 per resolution, in map order.
-    groups: dict[tuple[int, int], list[tuple[int, torch.Tensor]]] = {}
-    start = 0
-    for index, fmap in enumerate(feature_maps):
-        c = fmap.shape[1]
-        groups.setdefault(tuple(fmap.shape[-2:]), []).append((index, w1[start:start + c]))
-        start += c
-    acc = _Accumulator(task, members, visibility_threshold)
-    acc.start(n, model.config.num_outputs, H * W, device)
-    up_kwargs = {"align_corners": False} if mode == "bilinear" else {}
-    for i in range(n):
-        full, low = [], []
-        for (h, w), items in groups.items():
-            if (h, w) == (H, W):  # kept row-major [H, C, W]: a band is a contiguous slice
-                full += [(wk.t().contiguous(), feature_maps[k][i].float().permute(1, 0, 2).contiguous())
-                         for k, wk in items]
-                continue
-            proj = None
-            for k, wk in items:  # maps sharing a resolution: one summed projection [M*h1, h*w]
-                fmap = feature_maps[k][i].reshape(-1, h * w).float()
-                proj = torch.mm(wk.t(), fmap) if proj is None else proj.addmm_(wk.t(), fmap)
-            # Rows outermost ([h, M*h1, w]), so that a band's source rows are one slice.
-            proj = proj.view(out_width, h, w).permute(1, 0, 2).contiguous()
-            # Across once per level at the level's own height: rows are the batch
-            # dimension, so the result is already [h, M*h1 * W].
-            across = F.interpolate(proj.view(h, out_width, 1, w), size=(1, W), mode=mode, **up_kwargs)
-            low.append((across.view(h, -1), _row_mixers(h, H, mode, tile_rows, device)))
-        for b, r0 in enumerate(range(0, H, tile_rows)):
-            r1 = min(H, r0 + tile_rows)
-            t = r1 - r0
-            # band [t, M*h1, W]: full-resolution maps projected row by row (one bmm)...
-            band = torch.matmul(full[0][0], full[0][1][r0:r1]) if full else \
-                torch.zeros(t, out_width, W, device=device)
-            for weight, maps in full[1:]:
-                band += torch.matmul(weight, maps[r0:r1])
-            band += b1.view(1, out_width, 1)
-            flat = band.view(t, -1)
-            for rows, mixers in low:  # ...plus every lower level, mixed down from its source rows
-                first, mix = mixers[b]
-                flat.addmm_(mix, rows[first:first + mix.shape[1]])
-            band = band.view(t, members, h1, W).relu_()
-            hidden = torch.matmul(w2t, band).add_(b2.view(1, members, -1, 1)).relu_()  # [t, M, h2, W]
-            logits = torch.matmul(w3t, hidden).add_(b3.view(1, members, -1, 1))        # [t, M, C, W]
-            logits = logits.permute(1, 2, 0, 3).reshape(members, logits.shape[2], t * W)
-            cols = slice(r0 * W, r1 * W)
-            acc.add_members(logits, i, cols)
-    return acc.finish(size)
+class Workspace:
+    """Buffers reused across images, bands and calls (``predict(..., workspace=)``):
+    a fresh large tensor per image costs more in page faults than its arithmetic."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, torch.Tensor] = {}
+
+    def get(self, name: str, shape: Sequence[int], device: torch.device) -> torch.Tensor:
+        numel = math.prod(shape)
+        buf = self._buffers.get(name)
+        if buf is None or buf.numel() < numel or buf.device != device:
+            buf = self._buffers[name] = torch.empty(numel, device=device)
+        return buf[:numel].view(*shape)
 
 
-def _row_mixers(in_rows: int, out_rows: int, mode: UpsampleMode, tile_rows: int,
+def _across_plan(w: int, out_w: int, mode: UpsampleMode) -> list[tuple[int, int, int, int, int, float]]:
+    """Interpolation along the width as few slice operations: runs of output
+    columns ``start::step`` (``count`` of them) that read source columns
+    ``a, a + 1, ...`` and ``b, b + 1, ...`` with one weight ``lam``. For an
+    integer ratio ``f`` each phase ``j mod f`` is one run, plus its edge column."""
+    x0, x1, wx = (t.tolist() for t in interp_taps(w, out_w, mode))
+    step = out_w // w if out_w % w == 0 else 1
+    runs: list[tuple[int, int, int, int, int, float]] = []
+    for phase in range(step):
+        run = None
+        for j in range(phase, out_w, step):
+            a, b, lam = x0[j], x1[j], wx[j]
+            if (run is not None and lam == run[5] and a == run[3] + run[2] and b == run[4] + run[2]):
+                run[2] += 1
+            else:
+                if run is not None:
+                    runs.append(tuple(run))
+                run = [j, step, 1, a, b, lam]
+        runs.append(tuple(run))
+    return runs  # (start, step, count, a, b, lam)
+
+
+def _across(proj: torch.Tensor, plan, out: torch.Tensor) -> None:
+    """``proj [h, w, c]`` -> ``out [h, W, c]`` along the width (bilinear or nearest)."""
+    for start, step, count, a, b, lam in plan:
+        dst = out[:, start:start + step * (count - 1) + 1:step]
+        if lam == 0.0 or a == b:
+            dst.copy_(proj[:, a:a + count])
+        else:
+            torch.lerp(proj[:, a:a + count], proj[:, b:b + count], lam, out=dst)
+
+
+def _row_mixers(in_rows: int, out_rows: int, mode: UpsampleMode, bands: Sequence[tuple[int, int]],
                 device: torch.device) -> list[tuple[int, torch.Tensor]]:
     """Per band of output rows: the first source row it reads and the ``[t, s]``
     matrix that mixes the ``s`` source rows into its ``t`` rows (the 2-tap
     weights of ``F.interpolate``)."""
     y0, y1, wy = interp_taps(in_rows, out_rows, mode, device)
     out = []
-    for r0 in range(0, out_rows, tile_rows):
-        r1 = min(out_rows, r0 + tile_rows)
+    for r0, r1 in bands:
         first, last = int(y0[r0:r1].min()), int(y1[r0:r1].max())
         mix = torch.zeros(r1 - r0, last - first + 1, device=device)
         t = torch.arange(r1 - r0, device=device)
@@ -229,6 +201,123 @@ def _row_mixers(in_rows: int, out_rows: int, mode: UpsampleMode, tile_rows: int,
         mix.index_put_((t, y1[r0:r1] - first), wy[r0:r1], accumulate=True)
         out.append((first, mix))
     return out
+
+
+def _band_rows(tile_rows: int | None, size: tuple[int, int], width: int, device: torch.device) -> int:
+    H, W = size
+    if tile_rows is None:
+        return H
+    if tile_rows == -1:
+        if device.type == "cpu":
+            return max(1, min(H, CPU_BAND_PIXELS // W))
+        return max(1, min(H, GPU_BAND_BYTES // (4 * W * width)))
+    if tile_rows < 1:
+        raise ValueError(f"tile_rows must be >= 1, -1 (auto) or None, got {tile_rows}")
+    return min(H, tile_rows)
+
+
+@torch.no_grad()
+def predict(model: EnsembleMLP, feature_maps: Sequence[torch.Tensor], out_size: int | tuple[int, int],
+            mode: UpsampleMode = "bilinear", task: Task = "segmentation",
+            visibility_threshold: float = 0.5, tile_rows: int | None = -1,
+            workspace: Workspace | None = None) -> Prediction:
+    """Fast path. feature_maps: the selected ``[N, C_i, R_i, R_i']`` maps (in the
+    order of the model's input features). Returns a ``Prediction`` at ``out_size``.
+
+    ``tile_rows``: rows per band (``-1``: about 1k pixels on a CPU, bounded
+    memory on a GPU; ``None``: whole frames). ``workspace``: reuse the buffers
+    of earlier calls (as ``synthesize`` does for every batch).
+    """
+    model.eval()
+    H, W = (out_size, out_size) if isinstance(out_size, int) else (int(out_size[0]), int(out_size[1]))
+    n, device = feature_maps[0].shape[0], feature_maps[0].device
+    ws = workspace if workspace is not None else Workspace()
+    members, h1 = model.config.members, model.config.hidden[0]
+    outputs, width = model.config.num_outputs, members * h1
+    # First layer of all members side by side: column m * h1 + j is member m's unit j.
+    w1 = model.w1.float().permute(1, 0, 2).reshape(model.w1.shape[1], width)
+    b1 = model.b1.float().reshape(width)
+    w2, b2, w3, b3 = model.folded_tail()
+    b2, b3, w3t = b2.unsqueeze(1), b3.unsqueeze(2), w3.transpose(1, 2).contiguous()  # w3t [M, C, h2]
+    rows = _band_rows(tile_rows, (H, W), width, device)
+    bands = [(r0, min(H, r0 + rows)) for r0 in range(0, H, rows)]
+
+    levels: dict[tuple[int, int], _Level] = {}
+    start = 0
+    for index, fmap in enumerate(feature_maps):
+        c, size = fmap.shape[1], (int(fmap.shape[2]), int(fmap.shape[3]))
+        level = levels.setdefault(size, _Level(size, [], w1.new_zeros(0, width)))
+        level.indices.append(index)
+        level.weight = torch.cat([level.weight, w1[start:start + c]])
+        start += c
+    for level in levels.values():
+        if level.size != (H, W):
+            h, w = level.size
+            level.across = _across_plan(w, W, mode) if w != W else None
+            level.mixers = _row_mixers(h, H, mode, bands, device)
+    native = levels.pop((H, W), None)
+    low = sorted(levels.values(), key=lambda lv: lv.size)
+
+    uncertainty = torch.empty(n, H * W, device=device)
+    labels = torch.empty(n, H * W, dtype=torch.long, device=device) if task == "segmentation" else None
+    heat = torch.empty(n, outputs, H * W, device=device) if task == "keypoints" else None
+    for i in range(n):
+        sources = []  # per lower level: [h, W * width] rows, interpolated across
+        for k, level in enumerate(low):
+            h, w = level.size
+            packed = _pack(feature_maps, level, i, ws, f"pack{k}")           # [K, h * w]
+            proj = torch.mm(packed.t(), level.weight, out=ws.get(f"proj{k}", (h * w, width), device))
+            if level.across is None:
+                sources.append(proj.view(h, W * width))
+                continue
+            across = ws.get(f"across{k}", (h, W, width), device)
+            _across(proj.view(h, w, width), level.across, across)
+            sources.append(across.view(h, W * width))
+        packed = _pack(feature_maps, native, i, ws, "native") if native is not None else None
+        for b, (r0, r1) in enumerate(bands):
+            t = r1 - r0
+            acc = ws.get("band", (t * W, width), device)
+            if packed is not None:  # output-size taps: projected row by row, bias included
+                torch.addmm(b1, packed[:, r0 * W:r1 * W].t(), native.weight, out=acc)
+            else:
+                acc.copy_(b1.expand(t * W, width))
+            flat = acc.view(t, W * width)
+            for level, src in zip(low, sources):  # + every lower level, mixed down from its source rows
+                first, mix = level.mixers[b]
+                flat.addmm_(mix, src[first:first + mix.shape[1]])
+            hidden = torch.baddbmm(b2, acc.relu_().view(t * W, members, h1).transpose(0, 1), w2).relu_()
+            out = torch.baddbmm(b3, w3t, hidden.transpose(1, 2))             # [M, C, t * W]
+            cols = slice(r0 * W, r1 * W)
+            if task == "segmentation":
+                uncertainty[i, cols], labels[i, cols] = js_and_votes(out)
+            else:
+                mean = out.mean(dim=0)
+                heat[i, :, cols] = mean
+                uncertainty[i, cols] = (out * out).mean(dim=0).sub_(mean * mean).clamp_min_(0).mean(dim=0)
+    uncertainty = uncertainty.view(n, H, W)
+    scores = top_fraction_mean(uncertainty)
+    if task == "segmentation":
+        return Prediction(uncertainty=uncertainty, scores=scores, labels=labels.view(n, H, W))
+    heat = heat.view(n, outputs, H, W)
+    return Prediction(uncertainty=uncertainty, scores=scores, heatmaps=heat,
+                      keypoints=decode_heatmaps(heat, visibility_threshold))
+
+
+def _pack(feature_maps: Sequence[torch.Tensor], level: _Level, image: int, ws: Workspace,
+          name: str) -> torch.Tensor:
+    """One image's taps of a level stacked as ``[K, h * w]`` float32 (one matmul operand)."""
+    h, w = level.size
+    if len(level.indices) == 1:
+        fmap = feature_maps[level.indices[0]][image]
+        return fmap.reshape(-1, h * w).float()
+    total = sum(feature_maps[k].shape[1] for k in level.indices)
+    packed = ws.get(name, (total, h * w), feature_maps[0].device)
+    start = 0
+    for k in level.indices:
+        c = feature_maps[k].shape[1]
+        packed[start:start + c].copy_(feature_maps[k][image].reshape(c, h * w))
+        start += c
+    return packed
 
 
 @torch.no_grad()

@@ -26,9 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="truncate only the first N ws (default: all, as `sample`)")
     p.add_argument("--drop-uncertain", type=float, default=0.1, metavar="FRACTION",
                    help="fraction of the most uncertain samples to drop (default 0.1)")
-    p.add_argument("--batch-size", type=int, default=1,
-                   help="accepted for symmetry with `sample`; every seed is rendered on its own so that the "
-                        "data set is bit-identical whatever the batch size")
+    p.add_argument("--batch-size", type=int, default=8,
+                   help="seeds per generator call (default 8; padded to at least 2). The data set is the same "
+                        "whatever the batch size: each sample is computed as if alone")
     p.add_argument("--class-idx", type=int, default=None, help="class for conditional generators")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if present)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

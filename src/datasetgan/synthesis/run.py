@@ -28,9 +28,9 @@ from datasetgan.core.fileio import atomic_path, read_jsonl, write_json
 from datasetgan.core.images import save_png, to_uint8
 from datasetgan.core.progress import progress
 from datasetgan.generator import Generator
-from datasetgan.generator.sampling import render_seeds
 from datasetgan.interpreter.artifact import Interpreter
-from datasetgan.interpreter.predict import predict
+from datasetgan.interpreter.predict import Workspace, predict
+from datasetgan.synthesis.render import padded_batch_size, render_batch
 from datasetgan.synthesis.outputs import write_coco_keypoints, write_contact_sheet
 
 FORMAT = "datasetgan-dataset"
@@ -44,7 +44,7 @@ class SynthesisConfig:
     truncation: float = 0.7
     truncation_cutoff: int | None = None
     drop_uncertain: float = 0.1
-    batch_size: int = 1  # seeds per step; the data set never depends on it (see render_candidates)
+    batch_size: int = 8  # seeds per generator call; the data set never depends on it (see render.py)
     class_idx: int | None = None
 
     def __post_init__(self) -> None:
@@ -125,14 +125,17 @@ def render_candidates(G: Generator, interp: Interpreter, config: SynthesisConfig
         c[config.class_idx] = 1
     interp.model.to(device)
     bar = progress(desc="synthesize", total=config.n, initial=config.n - len(todo), unit="img", disable=quiet)
-    # One seed per generator call: batched float kernels round differently for
-    # different batch shapes (mapping and modulated convs differ by ~1e-6 between
-    # batch 1 and 4), which flips uint8 pixels and near-tie labels. Computing each
-    # seed alone is what makes the data set independent of --batch-size.
-    for batch, _z, _ws, img, maps in render_seeds(G, todo, config.truncation, config.truncation_cutoff,
-                                                   "const", 1, c=c, return_features=True):
+    # Every call renders a fixed number of samples (the last batch padded), each
+    # sample computed as if alone (render.py); the interpreter labels each image
+    # on its own. So a seed's files do not depend on --batch-size or on which
+    # seeds an interrupted run had already done.
+    size = padded_batch_size(config.batch_size, config.n)
+    workspace = Workspace()
+    for start in range(0, len(todo), size):
+        batch = todo[start:start + size]
+        img, maps = render_batch(G, batch, size, config.truncation, config.truncation_cutoff, c=c)
         pred = predict(interp.model, selected.pick(maps), interp.out_size, interp.upsample, interp.task,
-                       interp.visibility_threshold)
+                       interp.visibility_threshold, workspace=workspace)
         pred = type(pred)(**{k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in vars(pred).items()})
         images = to_uint8(img)
         for i, seed in enumerate(batch):

@@ -1,0 +1,86 @@
+"""Rendering seeds in batches so that each sample is the same whatever batch it is in.
+
+Float kernels pick their algorithm (and so their rounding) from the shapes
+they are given. Measured on a CPU (PyTorch 2.x, MKL + oneDNN), a batched
+``G.mapping``/``G.synthesis`` differs from one-seed-at-a-time rendering by
+~1e-6, which flips uint8 pixels and near-tie labels, and so makes a data set
+depend on ``--batch-size``. Two places differ:
+
+- the matrix products of the mapping network and of every layer's style
+  affine: MKL's row results depend on the number of rows (1, 2-3 and >= 4
+  rows gave three different roundings);
+- the modulated convolutions: run fused, as one grouped convolution with a
+  group per sample, each group is computed alone, identically for any
+  number of groups >= 2; a single sample (groups = 1) takes another algorithm.
+
+So ``render_batch`` computes the mapping and every style affine one sample at
+a time (a ``[1, w_dim]`` product: tiny next to the convolutions), runs the
+convolutions fused, and pads every batch to a fixed size of at least 2 by
+repeating its last seed. Everything else in the generator is elementwise or
+per channel. Each sample then depends only on its seed, which
+``tests/synthesis`` checks bit for bit across batch sizes. On a GPU the
+convolution algorithms are chosen per shape by cuDNN; with the fixed padded
+size a resumed run still repeats exactly, but different batch sizes may
+round differently there.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+import torch
+
+from datasetgan.generator import Generator
+from datasetgan.generator.layers import FullyConnectedLayer
+from datasetgan.generator.sampling import z_from_seeds
+
+
+def padded_batch_size(batch_size: int, n: int) -> int:
+    """The fixed number of samples per generator call: ``batch_size`` (at
+    most ``n``), and at least 2 so that every convolution runs grouped."""
+    return max(2, min(batch_size, n))
+
+
+@contextmanager
+def per_sample_affines(G: Generator) -> Iterator[None]:
+    """Within the block, every style affine of ``G.synthesis`` returns the
+    rows it would give for each sample alone."""
+    def one_row_at_a_time(module: FullyConnectedLayer, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+        x = inputs[0]
+        # module.forward (not module(...)) bypasses this hook.
+        return torch.cat([module.forward(x[i:i + 1]) for i in range(x.shape[0])])
+
+    handles = [m.register_forward_hook(one_row_at_a_time)
+               for m in G.synthesis.modules() if isinstance(m, FullyConnectedLayer)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@torch.no_grad()
+def render_batch(G: Generator, seeds: Sequence[int], size: int, truncation_psi: float,
+                 truncation_cutoff: int | None = None, c: torch.Tensor | None = None,
+                 noise_mode: str = "const") -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Render ``seeds`` (at most ``size`` of them) padded to ``size`` samples.
+
+    Returns ``img [len(seeds), C, R, R]`` and the feature maps
+    ``[len(seeds), C_i, R_i, R_i]`` (``G.synthesis(..., return_features=True)``'s),
+    each sample bit-identical whatever the other seeds of the call.
+    ``c``: one conditioning label ``[c_dim]`` for every sample.
+    """
+    if not 1 <= len(seeds) <= size or size < 2:
+        raise ValueError(f"render_batch: {len(seeds)} seeds for a padded size of {size}")
+    device = next(G.parameters()).device
+    padded = list(seeds) + [seeds[-1]] * (size - len(seeds))
+    z = z_from_seeds(padded, G.z_dim).to(device)
+    c1 = None if c is None else c.to(device).reshape(1, -1)
+    ws = torch.cat([G.mapping(z[i:i + 1], c1, truncation_psi=truncation_psi,
+                              truncation_cutoff=truncation_cutoff, update_w_avg=False)
+                    for i in range(size)])
+    with per_sample_affines(G):
+        img, features = G.synthesis(ws, noise_mode=noise_mode, return_features=True, fused_modconv=True)
+    n = len(seeds)
+    return img[:n], [f[:n] for f in features]
