@@ -43,7 +43,7 @@ def test_builtin_presets_match_the_repository_files():
 
 
 def test_bundled_generator_and_labels_belong_together(tmp_path):
-    from datasetgan.demo.pipeline import bundled, labels_match_generator, tiny_random_generator
+    from datasetgan.demo.pipeline import bundled, bundled_labels_fit, tiny_random_generator
     from datasetgan.generator import load_generator
 
     G = load_generator(bundled("demo_generator"))
@@ -51,5 +51,8 @@ def test_bundled_generator_and_labels_belong_together(tmp_path):
     labels = bundled("demo_labels")
     assert len(list((labels / "labels").glob("*.png"))) == 16
     assert len(list((labels / "labels").glob("*.json"))) == 16
-    assert labels_match_generator(labels, bundled("demo_generator"))
-    assert not labels_match_generator(labels, tiny_random_generator(tmp_path / "g"))
+    seeds = list(range(16))
+    assert bundled_labels_fit(labels, bundled("demo_generator"), seeds, 0.7)
+    assert not bundled_labels_fit(labels, tiny_random_generator(tmp_path / "g"), seeds, 0.7)
+    assert not bundled_labels_fit(labels, bundled("demo_generator"), list(range(8)), 0.7)
+    assert not bundled_labels_fit(labels, bundled("demo_generator"), seeds, 1.0)

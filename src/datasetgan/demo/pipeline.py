@@ -107,8 +107,9 @@ def resolve_generator(cfg: DemoConfig, out: Path) -> Path:
     return path
 
 
-def labels_match_generator(labels: Path, generator: Path) -> bool:
-    """Whether bundled labels were made on this generator's samples (else they are re-annotated)."""
+def bundled_labels_fit(labels: Path, generator: Path, seeds: list[int], truncation: float) -> bool:
+    """Whether bundled labels were made on exactly these samples: this generator's, at these seeds
+    and this truncation (else the samples are labelled by the annotator instead)."""
     import json
 
     from datasetgan.generator import generator_fingerprint, load_generator
@@ -116,12 +117,18 @@ def labels_match_generator(labels: Path, generator: Path) -> bool:
     provenance = labels / "provenance.json"
     if not (labels / "labels").is_dir() or not provenance.exists():
         return False
-    made_on = json.loads(provenance.read_text()).get("generator_fingerprint")
-    if made_on == generator_fingerprint(load_generator(generator)):
-        return True
-    print(f"demo: {labels} was made for another generator; labelling the samples with the annotator",
-          file=sys.stderr)
-    return False
+    made = json.loads(provenance.read_text())
+    mismatch = []
+    if made.get("generator_fingerprint") != generator_fingerprint(load_generator(generator)):
+        mismatch.append("another generator")
+    if sorted(made.get("seeds", [])) != sorted(seeds):
+        mismatch.append("other seeds")
+    if float(made.get("truncation", -1)) != float(truncation):
+        mismatch.append(f"truncation {made.get('truncation')}")
+    if mismatch:
+        print(f"demo: {labels} was made for {', '.join(mismatch)}; labelling the samples with the annotator",
+              file=sys.stderr)
+    return not mismatch
 
 
 def make_labels(cfg: DemoConfig, samples: Path, out: Path, seeds: list[int]) -> Path:
@@ -133,8 +140,8 @@ def make_labels(cfg: DemoConfig, samples: Path, out: Path, seeds: list[int]) -> 
             raise UserError(f"{src}: labels folder not found (config key 'labels')")
         shutil.copytree(src, labels_dir, dirs_exist_ok=True)
         return labels_dir
-    if cfg.labels == "" and cfg.generator == "" and labels_match_generator(bundled("demo_labels"),
-                                                                            bundled("demo_generator")):
+    if cfg.labels == "" and cfg.generator == "" and bundled_labels_fit(bundled("demo_labels"), bundled("demo_generator"),
+                                                                        seeds, cfg.truncation):
         shutil.copytree(bundled("demo_labels") / "labels", labels_dir, dirs_exist_ok=True)
         return labels_dir
     from datasetgan.demo.annotator import Annotator, AnnotatorConfig, annotate_folder, train_annotator
