@@ -34,7 +34,10 @@ def test_keypoints_train_then_evaluate(tiny_set, tmp_path):
     common = ["--images", str(tiny_set / "images"), "--labels", str(tiny_set / "keypoints"),
               "--spec", str(tiny_set / "spec.yaml")]
     assert main(["train-keypoints", *common, "--out", str(tmp_path / "run"), "--epochs", "1",
-                 "--resolution", "32", "--batch-size", "2", "--quiet", "--device", "cpu"]) == 0
+                 "--resolution", "32", "--batch-size", "2", "--quiet", "--device", "cpu",
+                 "--keypoint-head", "integral", "--output-stride", "8", "--lr-schedule", "cosine"]) == 0
+    run_json = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run_json["model"]["output_stride"] == 8 and run_json["model"]["keypoint_head"] == "integral"
     assert main(["evaluate", "--model", str(tmp_path / "run"), *common, "--out", str(tmp_path / "ev"),
                  "--quiet", "--device", "cpu"]) == 0
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())

@@ -55,3 +55,41 @@ def test_batchnorm_recalibration_is_a_plain_average(tiny_set):
     bn = model[1]
     assert torch.allclose(bn.running_mean, feats.mean((0, 2, 3)), atol=1e-5)
     assert bn.momentum == 0.01 and not model.training
+
+
+def test_checkpoint_every_cosine_lr_and_runs_from_before_the_new_settings(tiny_set, tmp_path):
+    from datasetgan.segmenter.train import lr_at
+    cosine = TrainConfig(lr=1e-3, lr_schedule="cosine")
+    assert lr_at(cosine, 0, 10) == pytest.approx(1e-3) and lr_at(cosine, 5, 10) == pytest.approx(5e-4)
+    assert lr_at(TrainConfig(lr=1e-3), 9, 10) == 1e-3
+    items, spec = collect_items("segmentation", images=tiny_set / "images", labels=tiny_set / "labels",
+                                spec=tiny_set / "spec.yaml")
+    cfg = TrainConfig(epochs=3, batch_size=2, resolution=32, checkpoint_every=2, lr_schedule="cosine")
+    run = train(items, spec, "segmentation", cfg, tmp_path / "run", torch.device("cpu"), quiet=True)
+    assert [p.name for p in list_epochs(run)] == ["epoch_002", "epoch_003"]
+    stats = [json.loads(l) for l in (run / "stats.jsonl").read_text().splitlines()]
+    assert [s["epoch"] for s in stats] == [1, 2, 3] and stats[-1]["lr"] < 1e-3 / 2
+    # A run.json written before output_stride / keypoint_head / lr_schedule / checkpoint_every existed resumes.
+    old = tmp_path / "old"
+    train(items, spec, "segmentation", TrainConfig(epochs=1, batch_size=2, resolution=32), old,
+          torch.device("cpu"), quiet=True)
+    record = json.loads((old / "run.json").read_text())
+    for key in ("keypoint_head", "keypoint_reg", "output_stride", "lr_schedule", "checkpoint_every"):
+        record["train"].pop(key)
+        record["model"].pop(key, None)
+    (old / "run.json").write_text(json.dumps(record))
+    train(items, spec, "segmentation", TrainConfig(epochs=2, batch_size=2, resolution=32), old,
+          torch.device("cpu"), quiet=True)
+    assert [p.name for p in list_epochs(old)] == ["epoch_001", "epoch_002"]
+
+
+def test_keypoint_checkpoints_from_before_the_integral_head_decode_as_heatmaps(tmp_path):
+    from datasetgan.core.labels import LabelSpec
+    from datasetgan.segmenter.models import Segmenter, SegmenterConfig, load_checkpoint, save_checkpoint
+    spec = LabelSpec(classes=(), keypoints=("a", "b"))
+    save_checkpoint(tmp_path / "ck", Segmenter(SegmenterConfig(task="keypoints", num_outputs=2)), spec)
+    meta = json.loads((tmp_path / "ck" / "config.json").read_text())
+    assert load_checkpoint(tmp_path / "ck")[0].config.keypoint_head == "integral"
+    del meta["model"]["keypoint_head"], meta["model"]["output_stride"]
+    (tmp_path / "ck" / "config.json").write_text(json.dumps(meta))
+    assert load_checkpoint(tmp_path / "ck")[0].config.keypoint_head == "heatmap"

@@ -22,7 +22,7 @@ from datasetgan.core.progress import progress
 from datasetgan.evaluation import metrics as M
 from datasetgan.evaluation.cv import cross_validate, kfold_splits, most_chosen, summarize
 from datasetgan.segmenter.data import Item
-from datasetgan.segmenter.keypoints import decode_heatmaps, rescale_keypoints
+from datasetgan.segmenter.keypoints import decode_keypoints, rescale_keypoints
 from datasetgan.segmenter.models import load_checkpoint
 from datasetgan.segmenter.train import list_epochs
 
@@ -94,11 +94,12 @@ def predict_segmentation(model: torch.nn.Module, test: TestSet, device: torch.de
 
 
 def predict_keypoints(model: torch.nn.Module, test: TestSet, device: torch.device, batch_size: int = 8) -> np.ndarray:
-    """``[N, K, 3]`` (x, y, peak) in each image's own pixel coordinates."""
+    """``[N, K, 3]`` (x, y, confidence) in each image's own pixel coordinates, decoded by the model's head."""
     r = test.inputs.shape[-1]
+    head = model.config.keypoint_head
     preds = []
     for i, out in _forward(model, test.inputs, device, batch_size):
-        dec = decode_heatmaps(out)
+        dec = decode_keypoints(out, head)
         for j in range(len(out)):
             preds.append(rescale_keypoints(dec[j], (r, r), test.sizes[i + j]).numpy())
     return np.stack(preds)

@@ -8,8 +8,9 @@ from pathlib import Path
 from datasetgan.core.config import build_config
 from datasetgan.core.devices import resolve_device
 from datasetgan.segmenter.data import collect_items
+from datasetgan.segmenter.keypoints import KEYPOINT_HEADS
 from datasetgan.segmenter.models import ARCHS
-from datasetgan.segmenter.train import TrainConfig, train
+from datasetgan.segmenter.train import LR_SCHEDULES, TrainConfig, train
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,15 +34,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--epochs", type=int, help="default: 20")
         p.add_argument("--batch-size", type=int, help="default: 8")
         p.add_argument("--lr", type=float, help="Adam learning rate (default: 1e-3)")
+        p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=None,
+                       help="constant (default) or cosine: per-step decay from --lr to 0 over --epochs")
+        p.add_argument("--output-stride", type=int, choices=(8, 16), default=None,
+                       help="backbone output stride (default: the architecture's own, 16 for MobileNetV3 and "
+                            "8 for the ResNets; 8 for MobileNetV3 dilates its last stages, about 2x slower)")
         p.add_argument("--resolution", type=int, help="square training side in pixels (default: 128)")
         p.add_argument("--no-flip", dest="flip", action="store_false", default=None, help="no horizontal flips")
         p.add_argument("--crop-min", type=float, help="smallest random crop side, fraction of the image (0.7)")
         p.add_argument("--jitter", type=float, help="colour jitter strength (0.2; 0 = off)")
         if task == "keypoints":
-            p.add_argument("--heatmap-sigma", type=float, help="target Gaussian sigma in pixels (default: 2)")
+            p.add_argument("--keypoint-head", choices=KEYPOINT_HEADS, default=None,
+                           help="integral (default): soft-argmax with an L1 pixel loss; heatmap: the legacy "
+                                "Gaussian-heatmap MSE with arg-max decoding")
+            p.add_argument("--heatmap-sigma", type=float,
+                           help="Gaussian sigma in pixels at --resolution: the integral head's regulariser "
+                                "target, or the heatmap head's target (default: 2)")
+            p.add_argument("--keypoint-reg", type=float, metavar="W",
+                           help="weight of the integral head's Gaussian cross-entropy term (default: 0.1)")
         p.add_argument("--bn-recalibrate", type=int, metavar="N",
                        help="re-estimate BatchNorm statistics on N training images before each checkpoint "
                             "(default 256; 0 = off)")
+        p.add_argument("--checkpoint-every", type=int, metavar="N",
+                       help="keep an epoch checkpoint every N epochs and after the last (default: 1)")
         p.add_argument("--seed", type=int, help="default: 0")
         p.add_argument("--no-amp", dest="amp", action="store_false", default=None, help="no mixed precision on GPU")
         p.add_argument("--workers", type=int, help="data loader processes (default: 0)")
@@ -52,7 +67,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     keys = ("arch", "backbone_weights", "epochs", "batch_size", "lr", "resolution", "flip", "crop_min", "jitter",
-            "heatmap_sigma", "seed", "amp", "workers", "bn_recalibrate")
+            "heatmap_sigma", "seed", "amp", "workers", "bn_recalibrate", "keypoint_head", "keypoint_reg",
+            "output_stride", "lr_schedule", "checkpoint_every")
     config = build_config(TrainConfig, args.config, {k: getattr(args, k, None) for k in keys})
     _check(config)
     device = resolve_device(args.device)
@@ -76,3 +92,11 @@ def _check(config: TrainConfig) -> None:
         raise UserError("--crop-min: must lie in (0, 1]")
     if not 0 <= config.jitter < 1:
         raise UserError("--jitter: must lie in [0, 1)")
+    if config.checkpoint_every < 1:
+        raise UserError("--checkpoint-every: must be at least 1")
+    if config.lr_schedule not in LR_SCHEDULES:
+        raise UserError(f"lr_schedule {config.lr_schedule!r}: expected one of {', '.join(LR_SCHEDULES)}")
+    if config.keypoint_head not in KEYPOINT_HEADS:
+        raise UserError(f"keypoint_head {config.keypoint_head!r}: expected one of {', '.join(KEYPOINT_HEADS)}")
+    if config.heatmap_sigma <= 0 or config.keypoint_reg < 0:
+        raise UserError("--heatmap-sigma must be positive and --keypoint-reg at least 0")

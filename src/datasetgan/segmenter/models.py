@@ -2,7 +2,8 @@
 
 The networks are torchvision's DeepLabV3 builders, always with ``weights=None``
 (nothing is downloaded). A keypoint network is the same DeepLabV3 with ``K``
-output channels regressing Gaussian heatmaps. A checkpoint is a folder with
+output channels read by a keypoint head (``segmenter.keypoints``: integral
+soft-argmax by default, legacy Gaussian heatmaps). A checkpoint is a folder with
 ``config.json`` (the ``SegmenterConfig`` and the label spec) and
 ``model.safetensors``.
 """
@@ -24,6 +25,7 @@ from datasetgan.core.errors import CheckpointError, UserError
 from datasetgan.core.fileio import atomic_path, write_json
 from datasetgan.core.labels import LabelSpec
 from datasetgan.core.weights import read_state_dict
+from datasetgan.segmenter.keypoints import KEYPOINT_HEADS, KeypointHead
 
 Arch = Literal["deeplabv3_mobilenet_v3_large", "deeplabv3_resnet50", "deeplabv3_resnet101"]
 ARCHS: tuple[str, ...] = ("deeplabv3_mobilenet_v3_large", "deeplabv3_resnet50", "deeplabv3_resnet101")
@@ -43,6 +45,10 @@ class SegmenterConfig:
     num_outputs: int = 2          # classes (segmentation) or keypoints (heatmap channels)
     resolution: int = 128         # square input side the network is trained and run at
     heatmap_sigma: float = 2.0    # Gaussian sigma of keypoint targets, in pixels at `resolution`
+    # None = torchvision's own (16 for MobileNetV3, 8 for the ResNets). MobileNetV3 also takes 8: the
+    # stride-2 block that reaches /16 runs at stride 1 and later convolutions are dilated (about 2x slower).
+    output_stride: int | None = None
+    keypoint_head: KeypointHead = "integral"   # how keypoint outputs are trained and decoded (task keypoints)
 
 
 class Segmenter(nn.Module):
@@ -53,9 +59,17 @@ class Segmenter(nn.Module):
         if config.arch not in ARCHS:
             raise UserError(f"--arch {config.arch!r}: expected one of {', '.join(ARCHS)}")
         from torchvision.models import segmentation as tvseg
+        if config.keypoint_head not in KEYPOINT_HEADS:
+            raise UserError(f"--keypoint-head {config.keypoint_head!r}: expected one of {', '.join(KEYPOINT_HEADS)}")
         builder = getattr(tvseg, config.arch)
         self.config = config
         self.net = builder(weights=None, weights_backbone=None, num_classes=config.num_outputs, aux_loss=False)
+        native = 16 if "mobilenet" in config.arch else 8
+        if config.output_stride not in (None, native):
+            if not (native == 16 and config.output_stride == 8):
+                raise UserError(f"--output-stride {config.output_stride}: {config.arch} supports "
+                                f"{'8 or 16' if native == 16 else '8'}")
+            dilate_backbone(self.net.backbone, native, config.output_stride)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -64,6 +78,30 @@ class Segmenter(nn.Module):
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"expected images [N, 3, H, W], got {tuple(images.shape)}")
         return self.net((images - self.mean) / self.std)["out"]
+
+
+def dilate_backbone(backbone: nn.Module, native: int, target: int) -> None:
+    """Lower a backbone's output stride from ``native`` to ``target`` in place (DeepLab's atrous trick).
+
+    Walks the spatial (k > 1) convolutions in order. Once the running stride
+    would pass ``target``, a stride-2 convolution becomes stride 1 and every
+    later convolution's dilation is doubled, so receptive fields stay as they
+    were; weights keep their shapes (ImageNet weights still load).
+    """
+    stride, factor = 1, 1
+    for m in backbone.modules():
+        if not isinstance(m, nn.Conv2d) or m.kernel_size[0] == 1:
+            continue
+        if m.stride[0] == 2 and stride * 2 > target:
+            m.stride = (1, 1)
+            factor *= 2            # this conv keeps its dilation; the ones after it widen
+        elif m.stride[0] == 2:
+            stride *= 2
+        else:
+            m.dilation = (m.dilation[0] * factor, m.dilation[1] * factor)
+        m.padding = tuple(d * (k - 1) // 2 for d, k in zip(m.dilation, m.kernel_size))
+    if stride != target:
+        raise ValueError(f"could not bring the output stride from {native} to {target}")
 
 
 def load_backbone_weights(model: Segmenter, path: str | Path) -> int:
@@ -112,7 +150,10 @@ def load_checkpoint(folder: str | Path, device: torch.device | str = "cpu") -> t
     try:
         meta = json.loads(cfg_path.read_text(encoding="utf-8"))
         fields = {f.name for f in dataclasses.fields(SegmenterConfig)}
-        config = SegmenterConfig(**{k: v for k, v in meta["model"].items() if k in fields})
+        values = {k: v for k, v in meta["model"].items() if k in fields}
+        if values.get("task") == "keypoints" and "keypoint_head" not in values:
+            values["keypoint_head"] = "heatmap"    # checkpoints written before the integral head existed
+        config = SegmenterConfig(**values)
         spec = LabelSpec.from_dict(meta["spec"], where=str(cfg_path))
     except (KeyError, TypeError, json.JSONDecodeError) as exc:
         raise CheckpointError(cfg_path, f"malformed segmenter config ({exc})") from None

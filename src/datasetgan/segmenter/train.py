@@ -3,7 +3,7 @@
 Run folder layout::
 
     RUN/run.json                  resolved TrainConfig, model config, spec, data source
-    RUN/epoch_001/                config.json + model.safetensors, one per epoch
+    RUN/epoch_001/                config.json + model.safetensors, one per `checkpoint_every` epochs
     RUN/stats.jsonl               one line per epoch: epoch, loss, seconds
     RUN/state/                    resumable state: model + optimizer tensors (safetensors) and state.json
 
@@ -30,7 +30,7 @@ from datasetgan.core.fileio import append_jsonl, atomic_path, read_jsonl, write_
 from datasetgan.core.labels import LabelSpec
 from datasetgan.core.progress import progress
 from datasetgan.segmenter.data import Augment, Item, LabelledImages
-from datasetgan.segmenter.keypoints import render_heatmaps
+from datasetgan.segmenter.keypoints import KeypointHead, keypoint_loss
 from datasetgan.segmenter.models import Arch, Segmenter, SegmenterConfig, load_backbone_weights, save_checkpoint
 
 
@@ -48,6 +48,13 @@ class TrainConfig:
     crop_min: float = 0.7
     jitter: float = 0.2
     heatmap_sigma: float = 2.0
+    keypoint_head: KeypointHead = "integral"   # see segmenter.keypoints for why not "heatmap"
+    keypoint_reg: float = 0.1                  # weight of the integral head's Gaussian cross-entropy term
+    output_stride: int | None = None           # None = the architecture's own; 8 for MobileNetV3 is finer
+    # "constant", or "cosine": per-step cosine decay from lr to 0 over `epochs` (DeepLab trains with a
+    # decaying rate; on 20 images from scratch a constant 1e-3 keeps the loss noisy to the end).
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    checkpoint_every: int = 1                  # keep an epoch checkpoint every N epochs (and the last)
     seed: int = 0
     amp: bool = True          # mixed precision, used on CUDA only
     workers: int = 0
@@ -56,6 +63,30 @@ class TrainConfig:
     # torchvision's MobileNetV3 uses BN momentum 0.01: after a few hundred steps from scratch its
     # running statistics still lag the weights, and eval-mode predictions collapse to one class.
     bn_recalibrate: int = 256
+
+
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
+
+
+def lr_at(config: TrainConfig, step: int, total: int) -> float:
+    """Learning rate for optimisation step ``step`` (0-based) of ``total``."""
+    if config.lr_schedule == "cosine":
+        return 0.5 * config.lr * (1.0 + np.cos(np.pi * min(step, total) / max(total, 1)))
+    return config.lr
+
+
+def _same_run(old: dict, new: dict) -> bool:
+    """Whether a run.json describes the same run (``epochs`` may grow; keys added since default to their defaults)."""
+    train_defaults = config_to_dict(TrainConfig())
+    model_defaults = config_to_dict(SegmenterConfig())
+    if old.get("model", {}).get("task") == "keypoints":
+        model_defaults["keypoint_head"] = train_defaults["keypoint_head"] = "heatmap"   # runs from before it existed
+    old = {**old, "train": {**train_defaults, **old.get("train", {})},
+           "model": {**model_defaults, **old.get("model", {})}}
+    drop = {"epochs"}
+    return ({k: old.get(k) for k in new if k != "train"} == {k: v for k, v in new.items() if k != "train"}
+            and {k: v for k, v in old["train"].items() if k not in drop}
+            == {k: v for k, v in new["train"].items() if k not in drop})
 
 
 def epoch_dir(run: Path, epoch: int) -> Path:
@@ -137,24 +168,21 @@ def train(items: list[Item], spec: LabelSpec, task: Literal["segmentation", "key
     """Train DeepLabV3 on ``items``; writes the run folder and returns it.
 
     Segmentation: cross-entropy over ``spec.num_classes`` classes. Keypoints:
-    mean squared error between predicted and Gaussian target heatmaps,
-    ``spec.num_keypoints`` channels, invisible keypoints masked out.
+    ``spec.num_keypoints`` channels trained by ``keypoint_loss`` with
+    ``config.keypoint_head``, invisible keypoints masked out.
     """
     run = Path(run)
     if len(items) < 2:
         raise UserError(f"need at least 2 labelled images to train, got {len(items)}")
     num_outputs = spec.num_classes if task == "segmentation" else spec.num_keypoints
     mconfig = SegmenterConfig(arch=config.arch, task=task, num_outputs=num_outputs, resolution=config.resolution,
-                              heatmap_sigma=config.heatmap_sigma)
+                              heatmap_sigma=config.heatmap_sigma, output_stride=config.output_stride,
+                              keypoint_head=config.keypoint_head)
     record = {"train": config_to_dict(config), "model": config_to_dict(mconfig), "spec": spec.to_dict(),
               "source": source or {}, "num_images": len(items)}
     run_json = run / "run.json"
     if run_json.exists():
-        old = json.loads(run_json.read_text())
-        same = {k: old.get(k) for k in record if k != "train"} == {k: v for k, v in record.items() if k != "train"}
-        same = same and {k: v for k, v in old["train"].items() if k != "epochs"} == \
-            {k: v for k, v in record["train"].items() if k != "epochs"}
-        if not same:
+        if not _same_run(json.loads(run_json.read_text()), json.loads(json.dumps(record))):
             raise UserError(f"--out {run}: holds a run with different settings or data; choose a new folder")
     else:
         run.mkdir(parents=True, exist_ok=True)
@@ -177,6 +205,8 @@ def train(items: list[Item], spec: LabelSpec, task: Literal["segmentation", "key
     augment = Augment(flip=config.flip, crop_min=config.crop_min, jitter=config.jitter)
     data = LabelledImages(items, spec, config.resolution, augment=augment, seed=config.seed)
     loader_kw = dict(num_workers=config.workers, pin_memory=device.type == "cuda")
+    steps_per_epoch = len(_batches(len(data), config.batch_size, np.random.default_rng(0)))
+    total_steps = steps_per_epoch * config.epochs
     for epoch in range(start + 1, config.epochs + 1):
         t0 = time.time()
         data.set_epoch(epoch)
@@ -187,19 +217,17 @@ def train(items: list[Item], spec: LabelSpec, task: Literal["segmentation", "key
         total, count = 0.0, 0
         bar = progress(loader, desc=f"epoch {epoch}/{config.epochs}", total=len(batches), unit="batch",
                        disable=quiet or None)
-        for batch in bar:
+        for i, batch in enumerate(bar):
+            for group in opt.param_groups:
+                group["lr"] = lr_at(config, (epoch - 1) * steps_per_epoch + i, total_steps)
             x = batch["image"].to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                 out = model(x)
             if task == "segmentation":
                 loss = F.cross_entropy(out.float(), batch["target"].to(device))
             else:
-                kp = batch["keypoints"].to(device)
-                target = render_heatmaps(kp, config.resolution, config.heatmap_sigma)
-                mask = (kp[..., 2] > 0).float()[..., None, None]
-                # Heatmaps are mostly zeros; the mean over visible maps keeps the scale independent of K.
-                loss = ((out.float() - target) ** 2 * mask).sum() / (mask.sum() * out.shape[-1] * out.shape[-2]
-                                                                     ).clamp(min=1) * 1000.0
+                loss = keypoint_loss(out, batch["keypoints"].to(device), config.keypoint_head,
+                                     config.heatmap_sigma, config.keypoint_reg)
             opt.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -212,13 +240,16 @@ def train(items: list[Item], spec: LabelSpec, task: Literal["segmentation", "key
             count += len(x)
             bar.set_postfix(loss=f"{total / count:.4f}")
         bar.close()
-        if config.bn_recalibrate > 0:
-            recalibrate_batchnorm(model, data, device, config.bn_recalibrate, config.batch_size, config.seed)
-        save_checkpoint(epoch_dir(run, epoch), model, spec, extra={"epoch": epoch})
-        _save_state(run, model, opt, scaler, epoch)
-        stats = {"epoch": epoch, "loss": total / max(count, 1), "seconds": round(time.time() - t0, 2)}
+        stats = {"epoch": epoch, "loss": total / max(count, 1), "lr": opt.param_groups[0]["lr"]}
+        if epoch % config.checkpoint_every == 0 or epoch == config.epochs:
+            if config.bn_recalibrate > 0:
+                recalibrate_batchnorm(model, data, device, config.bn_recalibrate, config.batch_size, config.seed)
+            save_checkpoint(epoch_dir(run, epoch), model, spec, extra={"epoch": epoch})
+            # Resuming restarts after the last saved state, so state is written with each checkpoint.
+            _save_state(run, model, opt, scaler, epoch)
+        stats["seconds"] = round(time.time() - t0, 2)
         if all(r.get("epoch") != epoch for r in read_jsonl(run / "stats.jsonl")):
             append_jsonl(run / "stats.jsonl", stats)
-        if not quiet:
+        if not quiet and (epoch % config.checkpoint_every == 0 or epoch == config.epochs):
             print(f"epoch {epoch}: loss {stats['loss']:.4f} ({stats['seconds']} s)", flush=True)
     return run
