@@ -11,9 +11,14 @@ Prints fast / generator (target >= 0.5), fast / straightforward (target
 this ratio), the labelling-only ratio (each path minus the generator), and the share of pixels whose labels the two paths agree on (target
 >= 99.9%). The interpreter is trained briefly on 4 labelled samples of the
 same (randomly initialised) generator, so that its labels are structured
-rather than near-ties. Each seed is processed alone, as `synthesize` does.
+rather than near-ties. Every path renders the same batches of ``--batch-size``
+seeds: the generator alone as plain ``G(z)``; the fast path exactly as
+`synthesize` does (``render_batch``: per-sample mapping and style affines,
+fused convolutions, so that the data set does not depend on the batch size;
+then ``predict`` image by image with reused buffers); the straightforward
+path from the plain batched generator's features.
 
-    nice -n 10 .venv/bin/python benchmarks/synthesis_speed.py [--resolution 256] [--device cpu]
+    nice -n 10 .venv/bin/python benchmarks/synthesis_speed.py --threads 1 [--resolution 256] [--batch-size 2]
 """
 
 from __future__ import annotations
@@ -28,8 +33,10 @@ from datasetgan.features import FeatureBank, FeatureConfig, select_features
 from datasetgan.generator import Generator, GeneratorConfig, ws_from_seeds
 from datasetgan.interpreter.config import InterpreterConfig
 from datasetgan.interpreter.pixels import sample_segmentation_pixels
-from datasetgan.interpreter.predict import predict, predict_straightforward
+from datasetgan.generator.sampling import z_from_seeds
+from datasetgan.interpreter.predict import Prediction, Workspace, predict, predict_straightforward
 from datasetgan.interpreter.train import PixelSet, train_ensemble
+from datasetgan.synthesis.render import padded_batch_size, render_batch
 
 
 def sync(device: torch.device) -> None:
@@ -51,6 +58,8 @@ def main() -> None:
     ap.add_argument("--members", type=int, default=10)
     ap.add_argument("--images", type=int, default=4, help="timed images per path (fast, generator)")
     ap.add_argument("--slow-images", type=int, default=2, help="timed images, straightforward path")
+    ap.add_argument("--batch-size", type=int, default=2,
+                    help="seeds per generator call, all paths (synthesize pads a call to at least 2)")
     ap.add_argument("--train-steps", type=int, default=150)
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
@@ -83,40 +92,52 @@ def main() -> None:
     print(f"interpreter: {args.members} members, hidden {model.config.hidden}, trained "
           f"{args.train_steps} steps ({time.perf_counter() - t0:.0f}s)", flush=True)
 
-    def generator_only(seed):
-        return G.synthesis(ws_from_seeds(G, [seed], 0.7))
+    size = padded_batch_size(args.batch_size, args.images)
+    workspace = Workspace()
 
-    def fast(seed):
-        img, maps = G.synthesis(ws_from_seeds(G, [seed], 0.7), return_features=True)
-        return img, predict(model, sel.pick(maps), R)
+    def generator_only(batch):
+        return G(z_from_seeds(batch, G.z_dim).to(device), truncation_psi=0.7)
 
-    def straightforward(seed):
-        img, maps = G.synthesis(ws_from_seeds(G, [seed], 0.7), return_features=True)
-        return img, predict_straightforward(model, sel.pick(maps), R)
+    def fast(batch):
+        img, maps = render_batch(G, batch, size, 0.7)
+        return img, predict(model, sel.pick(maps), R, workspace=workspace)
 
-    # Interleaved per seed (generator, fast, [straightforward]) so that a shared
+    def straightforward(batch):
+        img, maps = G.synthesis(ws_from_seeds(G, batch, 0.7), return_features=True)
+        maps = sel.pick(maps)
+        preds = [predict_straightforward(model, [m[i:i + 1] for m in maps], R) for i in range(len(batch))]
+        return img, Prediction(**{k: torch.cat([getattr(p, k) for p in preds])
+                                  for k in ("uncertainty", "scores", "labels")})
+
+    # Interleaved per batch (generator, fast, [straightforward]) so that a shared
     # machine's load drift hits every path alike; the sums give images/s.
     seeds = list(range(args.images))
-    generator_only(seeds[0]), fast(seeds[0])  # warm-up
+    batches = [seeds[i:i + size] for i in range(0, len(seeds), size)]
+    with torch.no_grad():
+        generator_only(batches[0]), fast(batches[0])  # warm-up
     totals = {"generator": 0.0, "fast": 0.0, "straightforward": 0.0}
     f_out, s_out = [], []
+    n_slow = 0
     with torch.no_grad():
-        for k, seed in enumerate(seeds):
+        for batch in batches:
+            slow = n_slow < args.slow_images
             for name, fn in (("generator", generator_only), ("fast", fast),
-                             ("straightforward", straightforward if k < args.slow_images else None)):
+                             ("straightforward", straightforward if slow else None)):
                 if fn is None:
                     continue
                 sync(device)
                 t0 = time.perf_counter()
-                out = fn(seed)
+                out = fn(batch)
                 sync(device)
                 totals[name] += time.perf_counter() - t0
                 (f_out if name == "fast" else s_out if name == "straightforward" else []).append(out)
-            print(f"  seed {seed}: generator {totals['generator']:.1f}s, fast {totals['fast']:.1f}s, "
+            n_slow += len(batch) if slow else 0
+            print(f"  seeds {batch}: generator {totals['generator']:.1f}s, fast {totals['fast']:.1f}s, "
                   f"straightforward {totals['straightforward']:.1f}s (cumulative)", flush=True)
     g_ips = len(seeds) / totals["generator"]
     f_ips = len(seeds) / totals["fast"]
-    s_ips = min(args.slow_images, len(seeds)) / totals["straightforward"]
+    s_ips = n_slow / totals["straightforward"]
+    print(f"batches of {size} seeds, {len(seeds)} timed images ({n_slow} straightforward)")
     print(f"generator alone:      {g_ips:.3f} images/s")
     print(f"fast synthesis:       {f_ips:.3f} images/s")
     print(f"straightforward:      {s_ips:.4f} images/s")
@@ -126,7 +147,6 @@ def main() -> None:
     print(f"fast / generator:       {f_ips / g_ips:.2f}x  (target >= 0.5)")
     print(f"fast / straightforward: {f_ips / s_ips:.1f}x  (target >= 10; both include the same generator work)")
     # The labelling alone (each path's time minus the generator's time for the same seeds).
-    n_slow = min(args.slow_images, len(seeds))
     gen_per = totals["generator"] / len(seeds)
     fast_label = totals["fast"] / len(seeds) - gen_per
     slow_label = totals["straightforward"] / n_slow - gen_per

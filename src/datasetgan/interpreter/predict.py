@@ -49,6 +49,10 @@ Task = Literal["segmentation", "keypoints"]
 # efficient; on a GPU bands only bound the memory.
 CPU_BAND_PIXELS = 1024
 GPU_BAND_BYTES = 1 << 27
+# Consecutive bands whose outputs are reduced over the members together (fewer, larger ops).
+STATS_PIXELS = 4096
+# Maps at most this wide are interpolated across by a dense [W, w] matmul.
+DENSE_ACROSS_MAX = 8
 
 
 @dataclass
@@ -72,18 +76,18 @@ def top_fraction_mean(values: torch.Tensor, fraction: float = 0.1) -> torch.Tens
 
 
 def js_and_votes(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Members' logits ``[M, C, P]`` -> (Jensen-Shannon divergence ``[P]``,
-    majority-vote labels ``[P]`` int64, ties to the lower class id)."""
-    members, classes = logits.shape[:2]
-    logp = torch.log_softmax(logits, dim=1)
+    """Members' logits ``[..., M, C, P]`` -> (Jensen-Shannon divergence ``[..., P]``,
+    majority-vote labels ``[..., P]`` int64, ties to the lower class id)."""
+    members, classes = logits.shape[-3:-1]
+    logp = torch.log_softmax(logits, dim=-2)
     p = logp.exp()
-    neg_entropies = (p * logp).sum(dim=(0, 1))                  # sum_m sum_c p log p
-    mean = p.sum(dim=0).div_(members)                           # [C, P]
-    js = torch.special.xlogy(mean, mean).sum(dim=0).neg_().add_(neg_entropies, alpha=1.0 / members)
-    choice = logits.max(dim=1).indices                          # [M, P] (first maximum)
-    votes = torch.zeros(classes, logits.shape[2], device=logits.device)
-    votes.scatter_add_(0, choice, torch.ones_like(choice, dtype=votes.dtype))
-    return js.clamp_min_(0), votes.max(dim=0).indices
+    neg_entropies = (p * logp).sum(dim=(-3, -2))                # sum_m sum_c p log p
+    mean = p.sum(dim=-3).div_(members)                          # [..., C, P]
+    js = torch.special.xlogy(mean, mean).sum(dim=-2).neg_().add_(neg_entropies, alpha=1.0 / members)
+    choice = logits.max(dim=-2).indices                         # [..., M, P] (first maximum)
+    votes = logits.new_zeros(*logits.shape[:-3], classes, logits.shape[-1])
+    votes.scatter_add_(-2, choice, torch.ones_like(choice, dtype=votes.dtype))
+    return js.clamp_min_(0), votes.max(dim=-2).indices
 
 
 class _Accumulator:
@@ -135,7 +139,7 @@ class _Level:
     size: tuple[int, int]
     indices: list[int]
     weight: torch.Tensor
-    across: list[tuple[int, int, int, int, int, float]] | None = None  # see _across_plan
+    across: list[tuple[int, int, int, int, int, float]] | torch.Tensor | None = None  # plan or dense taps
     mixers: list[tuple[int, torch.Tensor]] | None = None
 
 
@@ -184,6 +188,16 @@ def _across(proj: torch.Tensor, plan, out: torch.Tensor) -> None:
             dst.copy_(proj[:, a:a + count])
         else:
             torch.lerp(proj[:, a:a + count], proj[:, b:b + count], lam, out=dst)
+
+
+def _dense_taps(in_size: int, out_size: int, mode: UpsampleMode, device: torch.device) -> torch.Tensor:
+    """``[out, in]``: row ``j`` holds the 2-tap weights of output ``j`` (``F.interpolate``'s)."""
+    i0, i1, w1 = interp_taps(in_size, out_size, mode, device)
+    taps = torch.zeros(out_size, in_size, device=device)
+    rows = torch.arange(out_size, device=device)
+    taps.index_put_((rows, i0), 1 - w1, accumulate=True)
+    taps.index_put_((rows, i1), w1, accumulate=True)
+    return taps
 
 
 def _row_mixers(in_rows: int, out_rows: int, mode: UpsampleMode, bands: Sequence[tuple[int, int]],
@@ -241,6 +255,10 @@ def predict(model: EnsembleMLP, feature_maps: Sequence[torch.Tensor], out_size: 
     b2, b3, w3t = b2.unsqueeze(1), b3.unsqueeze(2), w3.transpose(1, 2).contiguous()  # w3t [M, C, h2]
     rows = _band_rows(tile_rows, (H, W), width, device)
     bands = [(r0, min(H, r0 + rows)) for r0 in range(0, H, rows)]
+    per_chunk = max(1, STATS_PIXELS // (rows * W))
+    chunks = [list(enumerate(bands))[k:k + per_chunk] for k in range(0, len(bands), per_chunk)]
+    if len(chunks[-1]) > 1 and chunks[-1][-1][1][1] - chunks[-1][-1][1][0] != rows:  # a short last band alone
+        chunks[-1:] = [chunks[-1][:-1], chunks[-1][-1:]]
 
     levels: dict[tuple[int, int], _Level] = {}
     start = 0
@@ -253,7 +271,12 @@ def predict(model: EnsembleMLP, feature_maps: Sequence[torch.Tensor], out_size: 
     for level in levels.values():
         if level.size != (H, W):
             h, w = level.size
-            level.across = _across_plan(w, W, mode) if w != W else None
+            if w == W:
+                level.across = None
+            elif w <= DENSE_ACROSS_MAX and W >= 4 * w:  # tiny maps, many phases: one small matmul
+                level.across = _dense_taps(w, W, mode, device)
+            else:
+                level.across = _across_plan(w, W, mode)
             level.mixers = _row_mixers(h, H, mode, bands, device)
     native = levels.pop((H, W), None)
     low = sorted(levels.values(), key=lambda lv: lv.size)
@@ -271,29 +294,36 @@ def predict(model: EnsembleMLP, feature_maps: Sequence[torch.Tensor], out_size: 
                 sources.append(proj.view(h, W * width))
                 continue
             across = ws.get(f"across{k}", (h, W, width), device)
-            _across(proj.view(h, w, width), level.across, across)
+            if isinstance(level.across, torch.Tensor):
+                torch.matmul(level.across, proj.view(h, w, width), out=across)
+            else:
+                _across(proj.view(h, w, width), level.across, across)
             sources.append(across.view(h, W * width))
         packed = _pack(feature_maps, native, i, ws, "native") if native is not None else None
-        for b, (r0, r1) in enumerate(bands):
-            t = r1 - r0
-            acc = ws.get("band", (t * W, width), device)
-            if packed is not None:  # output-size taps: projected row by row, bias included
-                torch.addmm(b1, packed[:, r0 * W:r1 * W].t(), native.weight, out=acc)
-            else:
-                acc.copy_(b1.expand(t * W, width))
-            flat = acc.view(t, W * width)
-            for level, src in zip(low, sources):  # + every lower level, mixed down from its source rows
-                first, mix = level.mixers[b]
-                flat.addmm_(mix, src[first:first + mix.shape[1]])
-            hidden = torch.baddbmm(b2, acc.relu_().view(t * W, members, h1).transpose(0, 1), w2).relu_()
-            out = torch.baddbmm(b3, w3t, hidden.transpose(1, 2))             # [M, C, t * W]
-            cols = slice(r0 * W, r1 * W)
+        for chunk in chunks:
+            t = chunk[0][1][1] - chunk[0][1][0]
+            outs = ws.get("logits", (len(chunk), members, outputs, t * W), device)
+            for j, (b, (r0, r1)) in enumerate(chunk):
+                acc = ws.get("band", (t * W, width), device)
+                if packed is not None:  # output-size taps: projected row by row, bias included
+                    torch.addmm(b1, packed[:, r0 * W:r1 * W].t(), native.weight, out=acc)
+                else:
+                    acc.copy_(b1.expand(t * W, width))
+                flat = acc.view(t, W * width)
+                for level, src in zip(low, sources):  # + every lower level, mixed down from its source rows
+                    first, mix = level.mixers[b]
+                    flat.addmm_(mix, src[first:first + mix.shape[1]])
+                hidden = torch.baddbmm(b2, acc.relu_().view(t * W, members, h1).transpose(0, 1), w2).relu_()
+                torch.baddbmm(b3, w3t, hidden.transpose(1, 2), out=outs[j])      # [M, C, t * W]
+            cols = slice(chunk[0][1][0] * W, chunk[-1][1][1] * W)
             if task == "segmentation":
-                uncertainty[i, cols], labels[i, cols] = js_and_votes(out)
+                js, votes = js_and_votes(outs)
+                uncertainty[i, cols], labels[i, cols] = js.view(-1), votes.view(-1)
             else:
-                mean = out.mean(dim=0)
-                heat[i, :, cols] = mean
-                uncertainty[i, cols] = (out * out).mean(dim=0).sub_(mean * mean).clamp_min_(0).mean(dim=0)
+                mean = outs.mean(dim=1)                                             # [k, K, t * W]
+                heat[i, :, cols] = mean.transpose(0, 1).reshape(outputs, -1)
+                var = (outs * outs).mean(dim=1).sub_(mean * mean).clamp_min_(0).mean(dim=1)
+                uncertainty[i, cols] = var.view(-1)
     uncertainty = uncertainty.view(n, H, W)
     scores = top_fraction_mean(uncertainty)
     if task == "segmentation":

@@ -17,6 +17,7 @@ import json
 import math
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,16 +132,29 @@ def render_candidates(G: Generator, interp: Interpreter, config: SynthesisConfig
     # seeds an interrupted run had already done.
     size = padded_batch_size(config.batch_size, config.n)
     workspace = Workspace()
-    for start in range(0, len(todo), size):
-        batch = todo[start:start + size]
-        img, maps = render_batch(G, batch, size, config.truncation, config.truncation_cutoff, c=c)
-        pred = predict(interp.model, selected.pick(maps), interp.out_size, interp.upsample, interp.task,
-                       interp.visibility_threshold, workspace=workspace)
-        pred = type(pred)(**{k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in vars(pred).items()})
-        images = to_uint8(img)
+
+    def write(batch: list[int], images: np.ndarray, pred) -> None:
         for i, seed in enumerate(batch):
             _write_candidate(staging, seed, images[i], pred, i, interp)
             bar.update(1)
+
+    # A batch's files are written (PNG encoding releases the GIL) while the next
+    # batch renders; at most one batch is in flight, and its errors (or an
+    # interruption) surface before another batch is handed over.
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        pending = None
+        for start in range(0, len(todo), size):
+            batch = todo[start:start + size]
+            img, maps = render_batch(G, batch, size, config.truncation, config.truncation_cutoff, c=c)
+            pred = predict(interp.model, selected.pick(maps), interp.out_size, interp.upsample, interp.task,
+                           interp.visibility_threshold, workspace=workspace)
+            pred = type(pred)(**{k: (v.cpu() if isinstance(v, torch.Tensor) else v)
+                                 for k, v in vars(pred).items()})
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(write, batch, to_uint8(img), pred)
+        if pending is not None:
+            pending.result()
     bar.close()
 
 
