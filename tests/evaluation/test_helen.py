@@ -33,3 +33,27 @@ def test_import_helen_writes_readable_labels(shared_data, tmp_path):
     kp = read_keypoints(label, spec, size=(h, w))
     assert kp.shape == (29, 3) and np.all(kp[:, 2] == 1)
     assert len(json.loads(label.read_text())) == 29
+
+
+def test_face_crop_moves_keypoints_with_the_pixels(tmp_path):
+    from PIL import Image
+
+    from datasetgan.evaluation.importers import crop_items, face_crop_box
+    from datasetgan.segmenter.data import Item
+    img = np.zeros((90, 120, 3), np.uint8)
+    img[40, 50] = (255, 0, 0)                  # the keypoints' pixels
+    img[60, 80] = (0, 255, 0)
+    Image.fromarray(img).save(tmp_path / "a.png")
+    kp = np.array([[50.0, 40.0, 1], [80.0, 60.0, 1]])
+    box = face_crop_box(kp, (90, 120), 2.0)    # bbox 30 x 20 -> a 60 px square around (65, 50)
+    assert box == (35.5, 20.5, 95.5, 80.5)
+    assert face_crop_box(kp, (50, 120), 2.0)[1::2] == (0.0, 50.0)   # shrunk and moved inside a short image
+    (out,) = crop_items([Item("a", tmp_path / "a.png", keypoints=kp)], tmp_path / "crop", 2.0)
+    crop = np.asarray(Image.open(out.image))
+    assert crop.shape == (60, 60, 3)
+    for (x, y, _), channel in zip(out.keypoints, (0, 1)):   # the marker's centre of mass is the keypoint
+        w = crop[..., channel].astype(float)
+        yy, xx = np.mgrid[:60, :60]
+        assert np.allclose([(w * xx).sum() / w.sum(), (w * yy).sum() / w.sum()], [x, y], atol=0.05)
+    (small,) = crop_items([Item("a", tmp_path / "a.png", keypoints=kp)], tmp_path / "c2", 2.0, resolution=30)
+    assert np.allclose(small.keypoints[:, :2], (out.keypoints[:, :2] + 0.5) / 2 - 0.5)

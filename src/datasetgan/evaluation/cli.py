@@ -38,6 +38,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     h.add_argument("--out", required=True, metavar="DIR")
     h.add_argument("--subset", choices=("all", "pool", "test"), default="all",
                    help="pool = first 248 by name, test = last 100 (default: all)")
+    h.add_argument("--crop", type=float, default=None, metavar="S",
+                   help="frame faces like UTKFace: a square of S x the larger side of the keypoints' bounding "
+                        "box (e.g. 1.5), written as PNG (default: copy the photos uncropped)")
+    h.add_argument("--resolution", type=int, default=None, metavar="R", help="with --crop: resize crops to R x R")
     h.set_defaults(func=run_import_helen)
 
 
@@ -68,6 +72,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def run_import_helen(args: argparse.Namespace) -> int:
     from datasetgan.evaluation.importers import import_helen
-    n = import_helen(args.root, args.out, subset=args.subset)
+    n = import_helen(args.root, args.out, subset=args.subset, crop=args.crop, resolution=args.resolution)
     print(f"wrote {n} images with 29 keypoints each to {args.out} (spec: {args.out}/spec.json)")
     return 0
