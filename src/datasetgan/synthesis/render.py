@@ -18,10 +18,17 @@ a time (a ``[1, w_dim]`` product: tiny next to the convolutions), runs the
 convolutions fused, and pads every batch to a fixed size of at least 2 by
 repeating its last seed. Everything else in the generator is elementwise or
 per channel. Each sample then depends only on its seed, which
-``tests/synthesis`` checks bit for bit across batch sizes. On a GPU the
-convolution algorithms are chosen per shape by cuDNN; with the fixed padded
-size a resumed run still repeats exactly, but different batch sizes may
-round differently there.
+``tests/synthesis`` checks bit for bit across batch sizes (and which held for
+the demo generator and the tiny test generators at 1 and 2 threads).
+
+What is not promised: the same bits under a different number of CPU threads
+(measured: the taps and labels stayed equal, but the toRGB image path
+rounded differently at 1 vs 2 threads), on other hardware or library
+versions, or on a GPU, where cuDNN and cuBLAS choose kernels per shape, so
+different batch sizes may round differently there (a resumed run with the
+same ``--batch-size`` still repeats exactly: every call has the same padded
+shape). The images of ``sample`` (batched plainly) equal these up to such
+rounding, i.e. almost always byte for byte.
 """
 
 from __future__ import annotations

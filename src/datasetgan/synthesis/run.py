@@ -1,5 +1,10 @@
 """Labelled data set generation, resumable and independent of the batch size.
 
+Seeds are rendered ``--batch-size`` at a time with each sample computed as
+if alone (``render.py``), and labelled image by image (``predict``), so a
+seed's files are byte-identical whatever the batch size and whichever seeds
+an interrupted run had already done (on the same machine and thread count).
+
 Layout while running (``OUT/.staging/``): ``run.json`` (the arguments that
 define the data set) and, per seed, the image, the label and last a record
 ``<seed:06d>.json`` (uncertainty score, class counts or keypoints). A seed
@@ -168,13 +173,24 @@ def select(records: list[dict], keep: int) -> tuple[list[dict], list[dict]]:
 
 
 def _place(src: Path, dst: Path) -> None:
-    """Put a staged file under its final name atomically (hard link, else copy)."""
-    with atomic_path(dst) as tmp:
+    """Put a staged file under its final name atomically: a hard link under a
+    temporary name renamed onto ``dst`` (a copy where links are not possible)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists() and os.path.samefile(src, dst):  # placed by an interrupted finalise
+        return
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.link")
+    try:
+        os.link(src, tmp)
+    except FileExistsError:  # left by an interrupted run of this process id
         tmp.unlink()
-        try:
-            os.link(src, tmp)
-        except OSError:
-            shutil.copyfile(src, tmp)
+        os.link(src, tmp)
+    except OSError:
+        with atomic_path(dst) as copy:
+            shutil.copyfile(src, copy)
+        return
+    os.replace(tmp, dst)
+    if tmp.exists():  # rename() between two links of one file does nothing
+        tmp.unlink()
 
 
 def finalise(out: Path, interp: Interpreter, config: SynthesisConfig, key: dict,
