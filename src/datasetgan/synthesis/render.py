@@ -13,10 +13,11 @@ depend on ``--batch-size``. Two places differ:
   group per sample, each group is computed alone, identically for any
   number of groups >= 2; a single sample (groups = 1) takes another algorithm.
 
-So ``render_batch`` computes the mapping and every style affine one sample at
-a time (a ``[1, w_dim]`` product: tiny next to the convolutions), runs the
-convolutions fused, and pads every batch to a fixed size of at least 2 by
-repeating its last seed. Everything else in the generator is elementwise or
+So ``render_batch`` computes every fully connected layer (mapping and style
+affines) as a per-row product, ``(x[:, None, :] * W).sum(-1)``: each output
+row is reduced on its own, in the same order whatever the number of rows
+(tiny work next to the convolutions). It runs the convolutions fused, and
+pads every batch to a fixed size of at least 2 by repeating its last seed. Everything else in the generator is elementwise or
 per channel. Each sample then depends only on its seed, which
 ``tests/synthesis`` checks bit for bit across batch sizes (and which held for
 the demo generator and the tiny test generators at 1 and 2 threads).
@@ -40,6 +41,7 @@ import torch
 
 from datasetgan.generator import Generator
 from datasetgan.generator.layers import FullyConnectedLayer
+from datasetgan.generator.ops import bias_act
 from datasetgan.generator.sampling import z_from_seeds
 
 
@@ -49,17 +51,26 @@ def padded_batch_size(batch_size: int, n: int) -> int:
     return max(2, min(batch_size, n))
 
 
-@contextmanager
-def per_sample_affines(G: Generator) -> Iterator[None]:
-    """Within the block, every style affine of ``G.synthesis`` returns the
-    rows it would give for each sample alone."""
-    def one_row_at_a_time(module: FullyConnectedLayer, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
-        x = inputs[0]
-        # module.forward (not module(...)) bypasses this hook.
-        return torch.cat([module.forward(x[i:i + 1]) for i in range(x.shape[0])])
+def rowwise_linear(module: FullyConnectedLayer, x: torch.Tensor) -> torch.Tensor:
+    """``module(x)`` with each row of ``x [N, in]`` computed alone: an
+    elementwise product and a reduction over the last dimension instead of a
+    matrix product (whose row results depend on the number of rows)."""
+    w = module.weight.to(x.dtype) * module.weight_gain
+    y = (x.unsqueeze(1) * w.unsqueeze(0)).sum(dim=2)
+    b = module.bias
+    if b is not None:
+        b = b.to(x.dtype) * module.bias_gain if module.bias_gain != 1 else b.to(x.dtype)
+    return bias_act(y, b, act=module.activation)
 
-    handles = [m.register_forward_hook(one_row_at_a_time)
-               for m in G.synthesis.modules() if isinstance(m, FullyConnectedLayer)]
+
+@contextmanager
+def rowwise_linears(G: Generator) -> Iterator[None]:
+    """Within the block, every fully connected layer of ``G`` (mapping and
+    style affines) returns ``rowwise_linear``'s rows."""
+    def hook(module: FullyConnectedLayer, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+        return rowwise_linear(module, inputs[0])
+
+    handles = [m.register_forward_hook(hook) for m in G.modules() if isinstance(m, FullyConnectedLayer)]
     try:
         yield
     finally:
@@ -83,11 +94,10 @@ def render_batch(G: Generator, seeds: Sequence[int], size: int, truncation_psi: 
     device = next(G.parameters()).device
     padded = list(seeds) + [seeds[-1]] * (size - len(seeds))
     z = z_from_seeds(padded, G.z_dim).to(device)
-    c1 = None if c is None else c.to(device).reshape(1, -1)
-    ws = torch.cat([G.mapping(z[i:i + 1], c1, truncation_psi=truncation_psi,
-                              truncation_cutoff=truncation_cutoff, update_w_avg=False)
-                    for i in range(size)])
-    with per_sample_affines(G):
+    cb = None if c is None else c.to(device).reshape(1, -1).repeat(size, 1)
+    with rowwise_linears(G):
+        ws = G.mapping(z, cb, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+                       update_w_avg=False)
         img, features = G.synthesis(ws, noise_mode=noise_mode, return_features=True, fused_modconv=True)
     n = len(seeds)
     return img[:n], [f[:n] for f in features]
