@@ -9,7 +9,7 @@ from datasetgan.core.config import build_config
 from datasetgan.core.devices import resolve_device
 from datasetgan.segmenter.data import collect_items
 from datasetgan.segmenter.keypoints import KEYPOINT_HEADS
-from datasetgan.segmenter.models import ARCHS
+from datasetgan.segmenter.models import ARCHS, DECODERS
 from datasetgan.segmenter.train import LR_SCHEDULES, TrainConfig, train
 
 
@@ -39,10 +39,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--output-stride", type=int, choices=(8, 16), default=None,
                        help="backbone output stride (default: the architecture's own, 16 for MobileNetV3 and "
                             "8 for the ResNets; 8 for MobileNetV3 dilates its last stages, about 2x slower)")
+        p.add_argument("--decoder", choices=DECODERS, default=None,
+                       help="none (default): DeepLabV3 as torchvision builds it; plus: DeepLabV3+'s decoder on "
+                            "the stride-4 features, for parts a few pixels wide")
         p.add_argument("--resolution", type=int, help="square training side in pixels (default: 128)")
         p.add_argument("--no-flip", dest="flip", action="store_false", default=None, help="no horizontal flips")
         p.add_argument("--crop-min", type=float, help="smallest random crop side, fraction of the image (0.7)")
         p.add_argument("--jitter", type=float, help="colour jitter strength (0.2; 0 = off)")
+        if task == "segmentation":
+            p.add_argument("--class-weight-power", type=float, metavar="P",
+                           help="weight each class's loss by its pixel frequency ** -P (default 0 = unweighted; "
+                                "0.5 helps thin, rare parts)")
         if task == "keypoints":
             p.add_argument("--keypoint-head", choices=KEYPOINT_HEADS, default=None,
                            help="integral (default): soft-argmax with an L1 pixel loss; heatmap: the legacy "
@@ -68,7 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     keys = ("arch", "backbone_weights", "epochs", "batch_size", "lr", "resolution", "flip", "crop_min", "jitter",
             "heatmap_sigma", "seed", "amp", "workers", "bn_recalibrate", "keypoint_head", "keypoint_reg",
-            "output_stride", "lr_schedule", "checkpoint_every")
+            "output_stride", "lr_schedule", "checkpoint_every", "decoder", "class_weight_power")
     config = build_config(TrainConfig, args.config, {k: getattr(args, k, None) for k in keys})
     _check(config)
     device = resolve_device(args.device)
@@ -98,5 +105,9 @@ def _check(config: TrainConfig) -> None:
         raise UserError(f"lr_schedule {config.lr_schedule!r}: expected one of {', '.join(LR_SCHEDULES)}")
     if config.keypoint_head not in KEYPOINT_HEADS:
         raise UserError(f"keypoint_head {config.keypoint_head!r}: expected one of {', '.join(KEYPOINT_HEADS)}")
+    if not 0 <= config.class_weight_power <= 2:
+        raise UserError("--class-weight-power: must lie in [0, 2]")
+    if config.decoder not in DECODERS:
+        raise UserError(f"decoder {config.decoder!r}: expected one of {', '.join(DECODERS)}")
     if config.heatmap_sigma <= 0 or config.keypoint_reg < 0:
         raise UserError("--heatmap-sigma must be positive and --keypoint-reg at least 0")

@@ -25,11 +25,13 @@ from datasetgan.core.errors import CheckpointError, UserError
 from datasetgan.core.fileio import atomic_path, write_json
 from datasetgan.core.labels import LabelSpec
 from datasetgan.core.weights import read_state_dict
+from datasetgan.segmenter.decoder import attach_decoder, forward_plus
 from datasetgan.segmenter.keypoints import KEYPOINT_HEADS, KeypointHead
 
 Arch = Literal["deeplabv3_mobilenet_v3_large", "deeplabv3_resnet50", "deeplabv3_resnet101"]
 ARCHS: tuple[str, ...] = ("deeplabv3_mobilenet_v3_large", "deeplabv3_resnet50", "deeplabv3_resnet101")
 Task = Literal["segmentation", "keypoints"]
+DECODERS: tuple[str, ...] = ("none", "plus")
 
 # torchvision's ImageNet normalisation: a backbone loaded from ImageNet weights expects it.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -49,6 +51,9 @@ class SegmenterConfig:
     # stride-2 block that reaches /16 runs at stride 1 and later convolutions are dilated (about 2x slower).
     output_stride: int | None = None
     keypoint_head: KeypointHead = "integral"   # how keypoint outputs are trained and decoded (task keypoints)
+    # "none": DeepLabV3 as torchvision builds it; "plus": DeepLabV3+'s decoder on the stride-4 backbone
+    # features (see segmenter.decoder), for parts only a few pixels wide.
+    decoder: Literal["none", "plus"] = "none"
 
 
 class Segmenter(nn.Module):
@@ -70,6 +75,9 @@ class Segmenter(nn.Module):
                 raise UserError(f"--output-stride {config.output_stride}: {config.arch} supports "
                                 f"{'8 or 16' if native == 16 else '8'}")
             dilate_backbone(self.net.backbone, native, config.output_stride)
+        if config.decoder not in DECODERS:
+            raise UserError(f"--decoder {config.decoder!r}: expected one of {', '.join(DECODERS)}")
+        self.decoder = attach_decoder(self.net, config.arch, config.num_outputs) if config.decoder == "plus" else None
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -77,7 +85,10 @@ class Segmenter(nn.Module):
         """``images [N, 3, H, W]`` in [0, 1] -> ``[N, num_outputs, H, W]``."""
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"expected images [N, 3, H, W], got {tuple(images.shape)}")
-        return self.net((images - self.mean) / self.std)["out"]
+        x = (images - self.mean) / self.std
+        if self.decoder is not None:
+            return forward_plus(self.net, self.decoder, x)
+        return self.net(x)["out"]
 
 
 def dilate_backbone(backbone: nn.Module, native: int, target: int) -> None:

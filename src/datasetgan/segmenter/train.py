@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 from datasetgan.core.config import config_to_dict
 from datasetgan.core.errors import UserError
 from datasetgan.core.fileio import append_jsonl, atomic_path, read_jsonl, write_json
-from datasetgan.core.labels import LabelSpec
+from datasetgan.core.labels import LabelSpec, read_label_map
 from datasetgan.core.progress import progress
 from datasetgan.segmenter.data import Augment, Item, LabelledImages
 from datasetgan.segmenter.keypoints import KeypointHead, keypoint_loss
@@ -51,6 +51,10 @@ class TrainConfig:
     keypoint_head: KeypointHead = "integral"   # see segmenter.keypoints for why not "heatmap"
     keypoint_reg: float = 0.1                  # weight of the integral head's Gaussian cross-entropy term
     output_stride: int | None = None           # None = the architecture's own; 8 for MobileNetV3 is finer
+    decoder: Literal["none", "plus"] = "none"  # "plus": DeepLabV3+'s stride-4 decoder (segmenter.decoder)
+    # Segmentation: weight class c's cross-entropy by freq_c ** -power (0 = unweighted; 0.5 = inverse square
+    # root). Thin parts cover a fraction of a percent of the pixels; unweighted, a short run never learns them.
+    class_weight_power: float = 0.0
     # "constant", or "cosine": per-step cosine decay from lr to 0 over `epochs` (DeepLab trains with a
     # decaying rate; on 20 images from scratch a constant 1e-3 keeps the loss noisy to the end).
     lr_schedule: Literal["constant", "cosine"] = "constant"
@@ -87,6 +91,22 @@ def _same_run(old: dict, new: dict) -> bool:
     return ({k: old.get(k) for k in new if k != "train"} == {k: v for k, v in new.items() if k != "train"}
             and {k: v for k, v in old["train"].items() if k not in drop}
             == {k: v for k, v in new["train"].items() if k not in drop})
+
+
+def frequency_weights(items: list[Item], spec: LabelSpec, power: float, quiet: bool = False) -> torch.Tensor:
+    """Cross-entropy weights ``[C]``: ``freq_c ** -power`` over the items' label maps, scaled so that
+    the weighted mean over all pixels is 1 (the loss keeps its unweighted scale). Absent classes get
+    the rarest present class's weight."""
+    counts = np.zeros(spec.num_classes, np.float64)
+    for item in progress(items, desc="class frequencies", unit="img", disable=quiet or None):
+        counts += np.bincount(read_label_map(item.label, spec).ravel(), minlength=spec.num_classes)
+    freq = counts / max(counts.sum(), 1.0)
+    present = freq > 0
+    weights = np.zeros_like(freq)
+    weights[present] = freq[present] ** -power
+    weights[~present] = weights[present].max() if present.any() else 1.0
+    weights /= (freq * weights).sum() if present.any() else 1.0
+    return torch.tensor(weights, dtype=torch.float32)
 
 
 def epoch_dir(run: Path, epoch: int) -> Path:
@@ -177,7 +197,7 @@ def train(items: list[Item], spec: LabelSpec, task: Literal["segmentation", "key
     num_outputs = spec.num_classes if task == "segmentation" else spec.num_keypoints
     mconfig = SegmenterConfig(arch=config.arch, task=task, num_outputs=num_outputs, resolution=config.resolution,
                               heatmap_sigma=config.heatmap_sigma, output_stride=config.output_stride,
-                              keypoint_head=config.keypoint_head)
+                              keypoint_head=config.keypoint_head, decoder=config.decoder)
     record = {"train": config_to_dict(config), "model": config_to_dict(mconfig), "spec": spec.to_dict(),
               "source": source or {}, "num_images": len(items)}
     run_json = run / "run.json"
@@ -206,6 +226,9 @@ def train(items: list[Item], spec: LabelSpec, task: Literal["segmentation", "key
     data = LabelledImages(items, spec, config.resolution, augment=augment, seed=config.seed)
     loader_kw = dict(num_workers=config.workers, pin_memory=device.type == "cuda")
     steps_per_epoch = len(_batches(len(data), config.batch_size, np.random.default_rng(0)))
+    class_weights = None
+    if task == "segmentation" and config.class_weight_power > 0:
+        class_weights = frequency_weights(items, spec, config.class_weight_power, quiet).to(device)
     total_steps = steps_per_epoch * config.epochs
     for epoch in range(start + 1, config.epochs + 1):
         t0 = time.time()
@@ -224,7 +247,7 @@ def train(items: list[Item], spec: LabelSpec, task: Literal["segmentation", "key
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                 out = model(x)
             if task == "segmentation":
-                loss = F.cross_entropy(out.float(), batch["target"].to(device))
+                loss = F.cross_entropy(out.float(), batch["target"].to(device), weight=class_weights)
             else:
                 loss = keypoint_loss(out, batch["keypoints"].to(device), config.keypoint_head,
                                      config.heatmap_sigma, config.keypoint_reg)

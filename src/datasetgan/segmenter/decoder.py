@@ -1,0 +1,67 @@
+"""DeepLabV3+'s decoder for torchvision's DeepLabV3: fine detail from a stride-4 backbone map.
+
+DeepLabV3 predicts at the backbone's output stride (16 for MobileNetV3) and
+upsamples the logits bilinearly, so on small images the thin parts (eyes,
+pupils, eyebrows: a few pixels at 64x64) cannot appear at all. DeepLabV3+
+(Chen et al., ECCV 2018) keeps the ASPP head and adds a light decoder: the
+ASPP features are upsampled to stride 4, concatenated with a 1x1 projection of
+the backbone's stride-4 features, refined by two 3x3 convolutions and
+classified there.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LOW_CHANNELS = 48        # the low-level projection's width, as in the paper
+DECODER_CHANNELS = 128   # narrower than the paper's 256: the decoder runs at stride 4
+
+
+def low_level_layer(arch: str) -> str:
+    """The name, inside torchvision's backbone ``IntermediateLayerGetter``, of the last stride-4 layer."""
+    if "mobilenet_v3" in arch:
+        return "3"           # features[3]: the last inverted residual block before the stride-8 one (24 ch)
+    return "layer1"          # ResNets: the first stage (256 ch)
+
+
+def _conv_bn_relu(cin: int, cout: int, k: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+
+class PlusDecoder(nn.Module):
+    """``(aspp [N, A, h, w], low [N, L, 4h', 4w']) -> logits [N, num_outputs, 4h', 4w']``."""
+
+    def __init__(self, aspp_channels: int, low_channels: int, num_outputs: int):
+        super().__init__()
+        self.project_low = _conv_bn_relu(low_channels, LOW_CHANNELS, 1)
+        self.refine = nn.Sequential(_conv_bn_relu(aspp_channels + LOW_CHANNELS, DECODER_CHANNELS, 3),
+                                    _conv_bn_relu(DECODER_CHANNELS, DECODER_CHANNELS, 3))
+        self.classify = nn.Conv2d(DECODER_CHANNELS, num_outputs, 1)
+
+    def forward(self, aspp: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
+        up = F.interpolate(aspp, size=low.shape[-2:], mode="bilinear", align_corners=False)
+        return self.classify(self.refine(torch.cat([up, self.project_low(low)], dim=1)))
+
+
+def attach_decoder(net: nn.Module, arch: str, num_outputs: int) -> PlusDecoder:
+    """Turn torchvision's DeepLabV3 ``net`` into DeepLabV3+ in place; returns the new decoder.
+
+    The backbone also returns its stride-4 map (key ``"low"``), and the
+    classifier's last 1x1 convolution is dropped: the head now ends with the
+    ASPP's 3x3 refinement (256 channels), which the decoder consumes.
+    """
+    net.backbone.return_layers[low_level_layer(arch)] = "low"
+    final = net.classifier[-1]
+    net.classifier[-1] = nn.Identity()
+    with torch.no_grad():
+        low = net.backbone(torch.zeros(1, 3, 64, 64))["low"]
+    return PlusDecoder(final.in_channels, low.shape[1], num_outputs)
+
+
+def forward_plus(net: nn.Module, decoder: PlusDecoder, x: torch.Tensor) -> torch.Tensor:
+    """DeepLabV3+ forward: ``x [N, 3, H, W]`` (normalised) -> ``[N, num_outputs, H, W]``."""
+    feats = net.backbone(x)
+    logits = decoder(net.classifier(feats["out"]), feats["low"])
+    return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
