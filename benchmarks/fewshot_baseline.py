@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--lr-schedule", default="cosine", choices=("constant", "cosine"))
     ap.add_argument("--kp-resolution", type=int, default=128)
+    ap.add_argument("--seg-output-stride", type=int, default=None, choices=(8, 16))
     ap.add_argument("--kp-output-stride", type=int, default=None, choices=(8, 16))
     ap.add_argument("--kp-head", default="integral", choices=("integral", "heatmap"))
     ap.add_argument("--helen-crop", type=float, default=1.5, help="face crop scale (0 = whole photos)")
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             d = work / f"fasseg_{r}"
             train_items, _ = collect_items("segmentation", images=d / "train/images", labels=d / "train/labels", spec=spec)
             test_items, _ = collect_items("segmentation", images=d / "test/images", labels=d / "test/labels", spec=spec)
-            cfg = TrainConfig(epochs=args.seg_epochs, resolution=r, **base)
+            cfg = TrainConfig(epochs=args.seg_epochs, resolution=r, output_stride=args.seg_output_stride, **base)
             t0 = time.time()
             run = train(train_items, spec, "segmentation", cfg, work / f"run_fasseg_{r}", device, quiet=True)
             t_train = time.time() - t0
