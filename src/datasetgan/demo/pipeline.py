@@ -225,7 +225,8 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
     tl.stage("render test set")
     test = render_dataset(out / "test", cfg.test_images, cfg.test_seed_start, show_progress=not cfg.quiet)
 
-    seg = ["--arch", cfg.arch, "--batch-size", str(cfg.seg_batch_size), "--resolution", str(cfg.seg_resolution), *dev]
+    seg = ["--arch", cfg.arch, "--batch-size", str(cfg.seg_batch_size), "--resolution", str(cfg.seg_resolution),
+           "--decoder", cfg.seg_decoder, "--class-weight-power", str(cfg.seg_class_weight_power), *dev]
     tl.stage("train-segmenter (DatasetGAN)")
     run_command(["train-segmenter", "--data", str(synthetic), "--out", str(out / "segmenter_datasetgan"),
                  "--epochs", str(cfg.seg_epochs), *seg, *quiet], "train-segmenter (DatasetGAN)")

@@ -29,9 +29,10 @@ def write_uncertainty_maps(generator: str | Path, interpreter: str | Path, seeds
                            truncation: float, out: str | Path) -> Path:
     """``out/<rank>_<seed>.png`` (the image) and ``out/<rank>_<seed>.npy`` (``[H, W]`` float32
     Jensen-Shannon divergence of the ensemble), regenerated from the seeds exactly as
-    ``synthesize`` does; ``rank`` keeps the order of ``seeds``."""
+    ``synthesize`` does (``render_batch``: the same bits whatever the batch); ``rank`` keeps the
+    order of ``seeds``."""
     from datasetgan.generator import load_generator
-    from datasetgan.generator.sampling import render_seeds
+    from datasetgan.synthesis.render import render_batch
     from datasetgan.interpreter.artifact import Interpreter
     from datasetgan.interpreter.predict import predict
 
@@ -41,7 +42,10 @@ def write_uncertainty_maps(generator: str | Path, interpreter: str | Path, seeds
     interp = Interpreter.load(interpreter)
     selected = interp.selected_features(G)
     rank = {s: i for i, s in enumerate(seeds)}
-    for batch, _, _, img, feats in render_seeds(G, list(seeds), truncation, return_features=True, batch_size=8):
+    seeds = list(seeds)
+    for start in range(0, len(seeds), 8):
+        batch = seeds[start:start + 8]
+        img, feats = render_batch(G, batch, max(2, len(batch)), truncation)
         pred = predict(interp.model, selected.pick(feats), interp.out_size, interp.upsample, interp.task)
         for seed, image, unc in zip(batch, to_uint8(img), pred.uncertainty.cpu().numpy()):
             save_png(out / f"{rank[seed]:02d}_{seed:06d}.png", image)
