@@ -29,20 +29,31 @@ the epoch checkpoints (1/5 picks, 4/5 scores) as the reference does, plus the
 last checkpoint on all test images. Derived files go to ``--work`` (outside
 the project; never commit them).
 
-DeepLabV3 has no decoder: its logits are a bilinear upsampling of a grid 1/16
-of the input (4 x 4 at 64 px), too coarse for eyes and mouth, so at 64 px the
-backbone runs at output stride 8 by default.
+Plain DeepLabV3 has no decoder: its logits are a bilinear upsampling of a
+grid 1/16 of the input (4 x 4 at 64 px), too coarse for eyes and mouth. The
+default network is therefore DeepLabV3+ (``--seg-decoder plus``, a stride-4
+decoder) with frequency-weighted cross-entropy (``--seg-class-weight-power
+0.5``), the segmenter the demo's DatasetGAN rows use; the baseline must use
+the same network as the row it is compared with. Without the decoder the
+backbone runs at output stride 8 up to 64 px.
 
-Measured (2026-11-25, CPU, 1 thread per run on 2 shared cores, seed 0)::
+Measured (2026-11-25, CPU, 1 thread per run on 2 shared cores, seed 0; all
+200 cosine epochs, 5-fold CV over checkpoints every 20 epochs; "prior" is the
+per-pixel most frequent training class)::
 
-    python benchmarks/fewshot_baseline.py ../shared/data --work /tmp/fewshot_s3 --device cpu
+    python benchmarks/fewshot_baseline.py ../shared/data --work W --resolutions 64 --skip-helen --device cpu
+    FASSEG 64x64,   DeepLabV3+, cw 0.5:  76.68 +- 0.38 mIoU (last 76.68); prior 52.43 (train 439 s)
 
-    FASSEG 128x128, OS 16: 64.47 +- 0.47 mIoU (last epoch 64.33); prior 52.62   (train 2034 s)
-    FASSEG 64x64,   OS 8:  57.26 +- 0.40 mIoU (last epoch 57.36); prior 52.43   (train 1431 s)
-    FASSEG 64x64,   OS 16: 34.81 +- 0.38 mIoU (last epoch 33.84)                (--seg-output-stride 16;
-                           training-set mIoU 38.2: the 4 x 4 logit grid cannot draw eyes or mouth)
-    Helen 128 px, crop 1.5, 16 images: PCK@0.1 81.50 +- 1.29, PCK@0.05 46.20, mean L2 8.36 px;
-                           mean training shape 72.86 / 38.34 / 9.63 px        (train 1760 s)
+    ... --seg-decoder none --seg-class-weight-power 0 [--seg-output-stride 16]
+    FASSEG 128x128, DeepLabV3 OS 16:     64.47 +- 0.47 mIoU (last 64.33); prior 52.62 (train 2034 s)
+    FASSEG 64x64,   DeepLabV3 OS 8:      57.26 +- 0.40 mIoU (last 57.36)              (train 1431 s)
+    FASSEG 64x64,   DeepLabV3 OS 16:     34.81 +- 0.38 mIoU (last 33.84); training-set mIoU only 38.2
+
+    python benchmarks/fewshot_baseline.py ../shared/data --work W --skip-fasseg --device cpu [--helen-crop 0]
+    Helen 128 px, crop 1.5, 16 images:   PCK@0.1 81.50 +- 1.29, PCK@0.05 46.20, mean L2 8.36 px;
+                                         mean training shape 72.86 / 38.34 / 9.63 px  (train 1760 s)
+    Helen 128 px, whole photos:          PCK@0.1 19.85 +- 1.52, PCK@0.05 5.96, mean L2 32.06 px;
+                                         mean training shape 16.62 / 4.24 / 27.71 px  (train 901 s)
 
 The earlier schedule (30 epochs, constant rate) gave 44.20 +- 0.56 (128) and
 30.16 +- 0.38 (64), below the prior; the earlier heatmap head could not fit
@@ -142,7 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr-schedule", default="cosine", choices=("constant", "cosine"))
     ap.add_argument("--kp-resolution", type=int, default=128)
     ap.add_argument("--seg-output-stride", type=int, default=None, choices=(8, 16),
-                    help="default: 8 up to 64 px, else 16 (the logit grid is then at least 8 x 8)")
+                    help="default: 8 up to 64 px without a decoder, else 16 (the logit grid is then at least 8 x 8)")
+    ap.add_argument("--seg-decoder", default="plus", choices=("none", "plus"),
+                    help="plus: DeepLabV3+'s stride-4 decoder (use what the DatasetGAN row uses)")
+    ap.add_argument("--seg-class-weight-power", type=float, default=0.5,
+                    help="frequency-weighted cross-entropy (0 = plain)")
     ap.add_argument("--kp-output-stride", type=int, default=None, choices=(8, 16))
     ap.add_argument("--kp-head", default="integral", choices=("integral", "heatmap"))
     ap.add_argument("--helen-crop", type=float, default=1.5, help="face crop scale (0 = whole photos)")
@@ -171,8 +186,9 @@ def main(argv: list[str] | None = None) -> int:
             d = work / f"fasseg_{r}"
             train_items, _ = collect_items("segmentation", images=d / "train/images", labels=d / "train/labels", spec=spec)
             test_items, _ = collect_items("segmentation", images=d / "test/images", labels=d / "test/labels", spec=spec)
-            stride = args.seg_output_stride or (8 if r <= 64 else 16)
-            cfg = TrainConfig(epochs=args.seg_epochs, resolution=r, output_stride=stride, **base)
+            stride = args.seg_output_stride or (8 if r <= 64 and args.seg_decoder == "none" else 16)
+            cfg = TrainConfig(epochs=args.seg_epochs, resolution=r, output_stride=stride, decoder=args.seg_decoder,
+                              class_weight_power=args.seg_class_weight_power, **base)
             t0 = time.time()
             run = train(train_items, spec, "segmentation", cfg, work / f"run_fasseg_{r}", device, quiet=True)
             t_train = time.time() - t0
