@@ -114,3 +114,25 @@ def test_fast_path_is_per_image_and_workspace_safe(task):
             assert torch.equal(alone.labels[0], whole.labels[i])
         else:
             assert torch.equal(alone.heatmaps[0], whole.heatmaps[i])
+
+
+def test_speck_threshold_scales_with_the_mask_area():
+    import torch
+
+    from datasetgan.interpreter.config import InterpreterConfig
+    from datasetgan.interpreter.pixels import sample_segmentation_pixels
+
+    cfg = InterpreterConfig()
+    assert cfg.class_pixel_threshold((512, 512)) == 20          # the reference's, at its resolution
+    assert cfg.class_pixel_threshold((256, 256)) == 5
+    assert cfg.class_pixel_threshold((64, 64)) == 1
+    assert InterpreterConfig(min_class_pixels=7).class_pixel_threshold((64, 64)) == 7
+    # Two 8-pixel pupils in a 64x64 mask are trained on by default (a flat 20 dropped them).
+    mask = torch.zeros(64, 64, dtype=torch.long)
+    mask[30:32, 30:34] = 1
+    mask[40:42, 30:34] = 1
+    _, labels = sample_segmentation_pixels(mask, 100, cfg.class_pixel_threshold((64, 64)),
+                                           torch.Generator().manual_seed(0))
+    assert (labels == 1).sum() == 16
+    _, labels = sample_segmentation_pixels(mask, 100, 20, torch.Generator().manual_seed(0))
+    assert (labels == 1).sum() == 0

@@ -42,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--pixels-per-image", type=_pixels, metavar="N|all",
                    help="training pixels per labelled image (default all, as the reference)")
     p.add_argument("--max-epochs", type=int)
+    p.add_argument("--min-class-pixels", type=int, metavar="N",
+                   help="ignore a class in a mask where it covers fewer than N pixels (default: 20 per "
+                        "512x512, scaled to the mask's area)")
     p.add_argument("--max-steps", type=int, help="stop after this many batches (smoke runs, benchmarks)")
     p.add_argument("--layers", help="comma-separated feature taps or resolutions (default: all)")
     p.add_argument("--upsample", choices=["bilinear", "nearest"])
@@ -61,7 +64,7 @@ def resolve_config(args: argparse.Namespace) -> InterpreterConfig:
         "members": args.members, "max_epochs": args.max_epochs, "max_steps": args.max_steps,
         "layers": tuple(s.strip() for s in args.layers.split(",") if s.strip()) if args.layers else None,
         "upsample": args.upsample, "feature_dtype": args.feature_dtype,
-        "heatmap_sigma": args.heatmap_sigma, "seed": args.seed,
+        "heatmap_sigma": args.heatmap_sigma, "seed": args.seed, "min_class_pixels": args.min_class_pixels,
         "pixels_per_image": None if pixels in (None, "all") else pixels,
     }
     config = build_config(InterpreterConfig, args.config, overrides)

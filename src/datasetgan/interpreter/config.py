@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 
+REFERENCE_MIN_CLASS_PIXELS = 20   # per 512x512 mask (DESIGN.md: "fewer than ~20-30 pixels")
+
+
 @dataclass(frozen=True)
 class InterpreterConfig:
     """Defaults are the reference release's (DESIGN.md), except where noted."""
@@ -17,7 +20,10 @@ class InterpreterConfig:
     max_epochs: int = 100
     patience: int = 50                   # stop a member after this many batches without a new best loss...
     min_epochs: int = 4                  # ...counted only from this epoch on (the reference: "epoch > 3")
-    min_class_pixels: int = 20           # a class with fewer pixels in a mask is ignored there
+    # A class with fewer pixels in a mask is ignored there (specks). None = the reference's 20 pixels
+    # per 512x512 mask, scaled to the mask's area (at least 1): at 64x64 a pupil covers ~8 pixels, and
+    # a flat 20 would drop every thin part from training.
+    min_class_pixels: int | None = None
     max_steps: int | None = None         # cap on batches (benchmarks, smoke runs); None = no cap
     seed: int = 0                        # initialisation, pixel sampling and batch order
     layers: tuple[str, ...] = ()         # feature taps (names or resolutions); empty = all
@@ -26,11 +32,17 @@ class InterpreterConfig:
     heatmap_sigma: float = 2.0           # keypoints: Gaussian target width, in label pixels
     visibility_threshold: float = 0.5    # keypoints: a peak below this is reported invisible
 
+    def class_pixel_threshold(self, size: tuple[int, int]) -> int:
+        """``min_class_pixels`` for masks of ``size`` ``(H, W)``."""
+        if self.min_class_pixels is not None:
+            return self.min_class_pixels
+        return max(1, round(REFERENCE_MIN_CLASS_PIXELS * size[0] * size[1] / 512 ** 2))
+
     def __post_init__(self) -> None:
         from datasetgan.core.errors import UserError
         checks = [("members", self.members, 1), ("batch_size", self.batch_size, 2),
                   ("max_epochs", self.max_epochs, 1), ("patience", self.patience, 0),
-                  ("min_epochs", self.min_epochs, 0), ("min_class_pixels", self.min_class_pixels, 0)]
+                  ("min_epochs", self.min_epochs, 0), ("min_class_pixels", self.min_class_pixels or 0, 0)]
         for name, value, low in checks:
             if value < low:
                 raise UserError(f"--{name.replace('_', '-')} {value}: must be >= {low}")

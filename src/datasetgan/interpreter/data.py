@@ -166,7 +166,7 @@ def build_training_data(G: Generator, samples: SamplesFolder, label_dir: str | P
         if task == "segmentation":
             labels = torch.from_numpy(read_label_map(path, spec, size=size))
             flat, targets = sample_segmentation_pixels(labels, config.pixels_per_image,
-                                                       config.min_class_pixels, gen)
+                                                       config.class_pixel_threshold(size), gen)
             parts["labels"].append(targets.to(torch.int16))
         else:
             kp = torch.from_numpy(read_keypoints(path, spec, size=size)).float()
@@ -182,7 +182,8 @@ def build_training_data(G: Generator, samples: SamplesFolder, label_dir: str | P
                       visible=visible if task == "keypoints" else None)
     if len(pixels) < 2:
         raise UserError(f"{label_dir}: fewer than 2 usable labelled pixels (classes with fewer than "
-                        f"{config.min_class_pixels} pixels in a mask are ignored)")
+                        f"{config.class_pixel_threshold(size)} pixels in a mask are ignored; "
+                        f"see --min-class-pixels)")
     if task == "keypoints" and not bool(visible.any()):
         raise UserError(f"{label_dir}: no visible keypoint in any label file")
     return TrainingData(bank, pixels, selected, list(pairs), size)
