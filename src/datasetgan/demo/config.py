@@ -23,7 +23,7 @@ class DemoConfig:
     truncation: float = 0.7
     # style interpreter
     members: int = 5
-    pixels_per_image: str = "500"
+    pixels_per_image: str = "2000"
     # synthesis
     synth_keep: int = 2000               # labelled images kept after dropping the uncertain ones
     drop_uncertain: float = 0.1
