@@ -219,7 +219,7 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
     synthetic = out / "synthetic"
     run_command(["synthesize", "--generator", str(generator), "--interpreter", str(interpreter),
                  "--n", str(cfg.synth_total), "--out", str(synthetic), "--seed-start", str(cfg.synth_seed_start),
-                 "--truncation", str(cfg.truncation), "--drop-uncertain", str(cfg.drop_uncertain),
+                 "--truncation", str(cfg.synth_truncation), "--drop-uncertain", str(cfg.drop_uncertain),
                  "--batch-size", str(cfg.synth_batch_size), *dev], "synthesize")
 
     tl.stage("render test set")
@@ -249,7 +249,7 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
     tl.stage("report")
     from datasetgan.demo.uncertainty import pick_seeds, write_uncertainty_maps
 
-    write_uncertainty_maps(generator, interpreter, pick_seeds(synthetic / "manifest.jsonl"), cfg.truncation,
+    write_uncertainty_maps(generator, interpreter, pick_seeds(synthetic / "manifest.jsonl"), cfg.synth_truncation,
                            out / "uncertainty")
     results = collect_results(cfg, out, n_synth=n_synth, baseline_repeats=repeats)
     tl.done()
