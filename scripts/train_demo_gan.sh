@@ -9,20 +9,21 @@
 #    no augmentation (the procedural set is large and not at risk of D overfitting).
 # 3. Write the last snapshot's G_ema in the own format into the package.
 #
-# The bundled generator is G_ema after 187.616 kimg (11,726 steps of batch 16) on the shared 2-core
+# The bundled generator is G_ema after 244.928 kimg (15,308 steps of batch 16) on the shared 2-core
 # CPU, all on 2026-11-25, in one run folder resumed with --resume latest several times:
 #   0 -> 49.84 kimg, 1 thread (about 85 minutes; interrupted once at 0.608 and resumed);
 #   49.84 -> 96.688 kimg, 2 threads (13 minutes at about 50 img/s), stopped by SIGTERM;
 #   96.688 -> 187.616 kimg, 1 thread beside other jobs (about 100 minutes at 12-36 img/s), stopped by
-#   SIGTERM, which writes the snapshot.
+#   SIGTERM, which writes the snapshot;
+#   187.616 -> 244.928 kimg, 1 thread (about 40 minutes), stopped by SIGTERM.
 # Between 96 and 187 kimg the samples went from blobs with speckles to faces with eyes, brows and
 # mouths. Thread counts change float rounding, so a re-run reproduces it closely, not bit for bit. A
 # GPU and more kimg would give a much better generator (scripts/gpu_checks.sh trains one).
 #
-# Usage: scripts/train_demo_gan.sh [KIMG]   (default 187.616, the bundled generator's length)
+# Usage: scripts/train_demo_gan.sh [KIMG]   (default 244.928, the bundled generator's length)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-KIMG="${1:-187.616}"
+KIMG="${1:-244.928}"
 DATA="${DATA:-/tmp/demo_faces}"
 RUNS="${RUNS:-/tmp/demo_gan_runs}"
 BIN="${BIN:-.venv/bin}"
