@@ -32,7 +32,7 @@ def write_uncertainty_maps(generator: str | Path, interpreter: str | Path, seeds
     ``synthesize`` does (``render_batch``: the same bits whatever the batch); ``rank`` keeps the
     order of ``seeds``."""
     from datasetgan.generator import load_generator
-    from datasetgan.synthesis.render import render_batch
+    from datasetgan.synthesis.render import padded_batch_size, render_batch
     from datasetgan.interpreter.artifact import Interpreter
     from datasetgan.interpreter.predict import predict
 
@@ -43,9 +43,10 @@ def write_uncertainty_maps(generator: str | Path, interpreter: str | Path, seeds
     selected = interp.selected_features(G)
     rank = {s: i for i, s in enumerate(seeds)}
     seeds = list(seeds)
-    for start in range(0, len(seeds), 8):
-        batch = seeds[start:start + 8]
-        img, feats = render_batch(G, batch, max(2, len(batch)), truncation)
+    size = padded_batch_size(8, len(seeds))
+    for start in range(0, len(seeds), size):
+        batch = seeds[start:start + size]
+        img, feats = render_batch(G, batch, size, truncation)
         pred = predict(interp.model, selected.pick(feats), interp.out_size, interp.upsample, interp.task)
         for seed, image, unc in zip(batch, to_uint8(img), pred.uncertainty.cpu().numpy()):
             save_png(out / f"{rank[seed]:02d}_{seed:06d}.png", image)

@@ -55,8 +55,11 @@ def attach_decoder(net: nn.Module, arch: str, num_outputs: int) -> PlusDecoder:
     net.backbone.return_layers[low_level_layer(arch)] = "low"
     final = net.classifier[-1]
     net.classifier[-1] = nn.Identity()
+    was_training = net.training
+    net.eval()                 # a probe for the channel count must not touch BatchNorm statistics
     with torch.no_grad():
         low = net.backbone(torch.zeros(1, 3, 64, 64))["low"]
+    net.train(was_training)
     return PlusDecoder(final.in_channels, low.shape[1], num_outputs)
 
 

@@ -100,12 +100,12 @@ def frequency_weights(items: list[Item], spec: LabelSpec, power: float, quiet: b
     counts = np.zeros(spec.num_classes, np.float64)
     for item in progress(items, desc="class frequencies", unit="img", disable=quiet or None):
         counts += np.bincount(read_label_map(item.label, spec).ravel(), minlength=spec.num_classes)
-    freq = counts / max(counts.sum(), 1.0)
+    freq = counts / counts.sum()
     present = freq > 0
     weights = np.zeros_like(freq)
     weights[present] = freq[present] ** -power
-    weights[~present] = weights[present].max() if present.any() else 1.0
-    weights /= (freq * weights).sum() if present.any() else 1.0
+    weights[~present] = weights[present].max()
+    weights /= (freq * weights).sum()
     return torch.tensor(weights, dtype=torch.float32)
 
 
