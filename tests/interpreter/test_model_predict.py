@@ -136,3 +136,38 @@ def test_speck_threshold_scales_with_the_mask_area():
     assert (labels == 1).sum() == 16
     _, labels = sample_segmentation_pixels(mask, 100, 20, torch.Generator().manual_seed(0))
     assert (labels == 1).sum() == 0
+
+
+def test_class_weights_make_a_rare_part_win_votes():
+    """A part of a few pixels (a pupil at 64x64) loses every vote under the plain loss;
+    frequency-weighted cross-entropy (``class_weight_power``) lets the members predict it."""
+    import numpy as np
+
+    from datasetgan.core.labels import frequency_weights_from_counts
+    from datasetgan.features import FeatureBank
+    from datasetgan.interpreter.config import InterpreterConfig
+    from datasetgan.interpreter.train import PixelSet, train_ensemble
+
+    w = frequency_weights_from_counts(np.array([90.0, 10.0, 0.0]), 0.5)
+    assert w[1] == pytest.approx(3 * w[0]) and w[2] == w[1]
+    assert float((np.array([0.9, 0.1, 0.0]) * w).sum()) == pytest.approx(1.0)
+    assert np.allclose(frequency_weights_from_counts(np.array([5.0, 1.0]), 0.0), 1.0)
+
+    gen = torch.Generator().manual_seed(0)
+    size = 32
+    labels = (torch.rand(size * size, generator=gen) < 0.02).long()      # class 1: 2% of the pixels
+    feats = torch.randn(size * size, 4, generator=gen)
+    feats[:, 0] += 1.5 * labels                                         # overlapping, but informative
+    bank = FeatureBank(1, [size], [4], size, dtype=torch.float32)
+    bank.store(0, [feats.t().reshape(4, size, size)])
+    flat = torch.arange(size * size)
+    pixels = PixelSet(torch.zeros_like(flat), flat // size, flat % size, labels=labels)
+
+    def recall(power: float) -> float:
+        cfg = InterpreterConfig(members=2, max_epochs=20, class_weight_power=power)
+        model, _ = train_ensemble(bank, pixels, 2, "segmentation", cfg, quiet=True)
+        pred = predict(model, [feats.t().reshape(1, 4, size, size)], size).labels.reshape(-1)
+        return float((pred[labels == 1] == 1).float().mean())
+
+    plain, weighted = recall(0.0), recall(1.0)
+    assert plain < 0.3 and weighted > plain + 0.3, (plain, weighted)

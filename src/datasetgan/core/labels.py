@@ -172,6 +172,21 @@ def _validate(spec: LabelSpec, where: str) -> None:
         used |= {a, b}
 
 
+def frequency_weights_from_counts(counts: np.ndarray, power: float) -> np.ndarray:
+    """Cross-entropy weights ``[C]`` from per-class pixel counts ``[C]``: ``freq_c ** -power``,
+    scaled so that the weighted mean over all counted pixels is 1 (a loss keeps its unweighted
+    scale). Absent classes get the rarest present class's weight. ``power`` 0 gives all ones."""
+    counts = np.asarray(counts, dtype=np.float64)
+    freq = counts / max(counts.sum(), 1.0)
+    present = freq > 0
+    if not present.any():
+        return np.ones_like(freq)
+    weights = np.zeros_like(freq)
+    weights[present] = freq[present] ** -power
+    weights[~present] = weights[present].max()
+    return weights / (freq * weights).sum()
+
+
 def load_label_spec(path: str | Path) -> LabelSpec:
     """Read a spec file (``.yaml``/``.yml``/``.json``); errors name the file and key."""
     return LabelSpec.from_dict(read_mapping(path), where=str(path))

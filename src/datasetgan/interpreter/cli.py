@@ -45,6 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--min-class-pixels", type=int, metavar="N",
                    help="ignore a class in a mask where it covers fewer than N pixels (default: 20 per "
                         "512x512, scaled to the mask's area)")
+    p.add_argument("--class-weight-power", type=float, metavar="P",
+                   help="segmentation: weight each class by its share of the training pixels ** -P "
+                        "(default 0, the reference's plain cross-entropy; 0.5 helps parts of a few pixels)")
     p.add_argument("--max-steps", type=int, help="stop after this many batches (smoke runs, benchmarks)")
     p.add_argument("--layers", help="comma-separated feature taps or resolutions (default: all)")
     p.add_argument("--upsample", choices=["bilinear", "nearest"])
@@ -65,6 +68,7 @@ def resolve_config(args: argparse.Namespace) -> InterpreterConfig:
         "layers": tuple(s.strip() for s in args.layers.split(",") if s.strip()) if args.layers else None,
         "upsample": args.upsample, "feature_dtype": args.feature_dtype,
         "heatmap_sigma": args.heatmap_sigma, "seed": args.seed, "min_class_pixels": args.min_class_pixels,
+        "class_weight_power": args.class_weight_power,
         "pixels_per_image": None if pixels in (None, "all") else pixels,
     }
     config = build_config(InterpreterConfig, args.config, overrides)

@@ -24,6 +24,10 @@ class InterpreterConfig:
     # per 512x512 mask, scaled to the mask's area (at least 1): at 64x64 a pupil covers ~8 pixels, and
     # a flat 20 would drop every thin part from training.
     min_class_pixels: int | None = None
+    # Segmentation: cross-entropy weighted by each class's share of the training pixels ** -power
+    # (0 = the reference's plain loss). A part of a few pixels per image (a pupil at 64x64) is a
+    # fraction of a percent of the pixels; with the plain loss no member ever votes for it.
+    class_weight_power: float = 0.0
     max_steps: int | None = None         # cap on batches (benchmarks, smoke runs); None = no cap
     seed: int = 0                        # initialisation, pixel sampling and batch order
     layers: tuple[str, ...] = ()         # feature taps (names or resolutions); empty = all
@@ -50,5 +54,7 @@ class InterpreterConfig:
             raise UserError(f"--pixels-per-image {self.pixels_per_image}: must be >= 1 or 'all'")
         if self.max_steps is not None and self.max_steps < 1:
             raise UserError(f"--max-steps {self.max_steps}: must be >= 1")
+        if not 0 <= self.class_weight_power <= 2:
+            raise UserError(f"--class-weight-power {self.class_weight_power}: must be in [0, 2]")
         if self.lr <= 0 or self.heatmap_sigma <= 0:
             raise UserError("--lr and --heatmap-sigma must be > 0")

@@ -15,6 +15,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from datasetgan.core.labels import frequency_weights_from_counts
 from datasetgan.core.progress import progress
 from datasetgan.features import FeatureBank
 from datasetgan.interpreter.config import InterpreterConfig
@@ -104,6 +105,11 @@ def train_ensemble(bank: FeatureBank, pixels: PixelSet, num_outputs: int,
     since = torch.zeros(M, dtype=torch.long, device=device)
     stats = TrainStats(stopped_at=[None] * M)
     steps_per_epoch = n_pix // B  # drop the ragged last batch (BatchNorm needs >= 2 pixels)
+    class_weight = None
+    if task == "segmentation" and config.class_weight_power > 0:
+        counts = torch.bincount(pixels.labels.long(), minlength=num_outputs).numpy()
+        class_weight = torch.tensor(frequency_weights_from_counts(counts, config.class_weight_power),
+                                    dtype=torch.float32, device=device)
     kp = pixels.keypoints.to(device) if pixels.keypoints is not None else None
     vis = pixels.visible.to(device).float() if pixels.visible is not None else None
     bar = progress(desc="train-interpreter", unit="batch", disable=quiet,
@@ -120,7 +126,8 @@ def train_ensemble(bank: FeatureBank, pixels: PixelSet, num_outputs: int,
             out = model(x, active)
             if task == "segmentation":
                 target = pixels.labels[idx].to(device).long()
-                loss_m = F.cross_entropy(out.reshape(M * B, -1), target, reduction="none").view(M, B).mean(1)
+                loss_m = F.cross_entropy(out.reshape(M * B, -1), target, weight=class_weight,
+                                         reduction="none").view(M, B).mean(1)
             else:
                 img_d = img.to(device)
                 target = gaussian_targets(kp[img_d], ys.to(device), xs.to(device), config.heatmap_sigma)

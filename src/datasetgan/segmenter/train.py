@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 from datasetgan.core.config import config_to_dict
 from datasetgan.core.errors import UserError
 from datasetgan.core.fileio import append_jsonl, atomic_path, read_jsonl, write_json
-from datasetgan.core.labels import LabelSpec, read_label_map
+from datasetgan.core.labels import LabelSpec, frequency_weights_from_counts, read_label_map
 from datasetgan.core.progress import progress
 from datasetgan.segmenter.data import Augment, Item, LabelledImages
 from datasetgan.segmenter.keypoints import KeypointHead, keypoint_loss
@@ -94,19 +94,12 @@ def _same_run(old: dict, new: dict) -> bool:
 
 
 def frequency_weights(items: list[Item], spec: LabelSpec, power: float, quiet: bool = False) -> torch.Tensor:
-    """Cross-entropy weights ``[C]``: ``freq_c ** -power`` over the items' label maps, scaled so that
-    the weighted mean over all pixels is 1 (the loss keeps its unweighted scale). Absent classes get
-    the rarest present class's weight."""
+    """Cross-entropy weights ``[C]``: ``freq_c ** -power`` over the items' label maps
+    (``frequency_weights_from_counts``)."""
     counts = np.zeros(spec.num_classes, np.float64)
     for item in progress(items, desc="class frequencies", unit="img", disable=quiet or None):
         counts += np.bincount(read_label_map(item.label, spec).ravel(), minlength=spec.num_classes)
-    freq = counts / counts.sum()
-    present = freq > 0
-    weights = np.zeros_like(freq)
-    weights[present] = freq[present] ** -power
-    weights[~present] = weights[present].max()
-    weights /= (freq * weights).sum()
-    return torch.tensor(weights, dtype=torch.float32)
+    return torch.tensor(frequency_weights_from_counts(counts, power), dtype=torch.float32)
 
 
 def epoch_dir(run: Path, epoch: int) -> Path:
