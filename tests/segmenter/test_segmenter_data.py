@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import ndimage
 
 from datasetgan.core.errors import LabelError, UserError
 from datasetgan.core.images import save_png
@@ -87,3 +88,38 @@ def test_keypoints_from_a_synthesize_folder(tmp_path):
                                                    "keypoints": ["l", "r"], "keypoint_flip": [["l", "r"]]}))
     items, spec = collect_items("keypoints", data=root)
     assert spec.keypoint_flip == ((0, 1),) and items[1].keypoints[1, 0] == 12.0
+
+
+def test_zoom_out_shrinks_the_image_and_keeps_labels_on_their_pixels(tmp_path):
+    """``zoom_out`` > 1 places the whole image, smaller, inside a margin of repeated border pixels: the labels
+    follow their pixels (the margin too), and objects come out smaller than without it."""
+    spec = LabelSpec(classes=("bg", "square"))
+    img = np.zeros((40, 40, 3), np.uint8)
+    lab = np.zeros((40, 40), np.uint8)
+    img[12:28, 12:28] = 255
+    lab[12:28, 12:28] = 1
+    Image.fromarray(img).save(tmp_path / "a.png")
+    Image.fromarray(lab, mode="L").save(tmp_path / "a_label.png")
+    item = Item("a", tmp_path / "a.png", label=tmp_path / "a_label.png")
+    sizes = []
+    for zoom in (1.0, 1.9):
+        data = LabelledImages([item], spec, 40, augment=Augment(flip=False, crop_min=1.0, zoom_out=zoom,
+                                                                jitter=0.0), seed=0)
+        for epoch in range(6):
+            data.set_epoch(epoch)
+            out = data[0]
+            white, target = out["image"][0].numpy() > 0.5, out["target"].numpy() == 1
+            assert (white == target).mean() > 0.97, (zoom, epoch)   # labels stay on their pixels
+            parts, count = ndimage.label(target)                       # the square (and any border copies)
+            sizes.append((zoom, max(int((parts == k).sum()) for k in range(1, count + 1))))
+    assert all(n == 256 for z, n in sizes if z == 1.0)                # crop_min 1: the image as it is
+    zoomed = [n for z, n in sizes if z > 1.0]
+    assert max(zoomed) <= 256 and np.mean(zoomed) < 0.7 * 256        # zoomed out: the square shrinks
+
+
+def test_zoom_out_out_of_range_is_refused(tiny_set, tmp_path, capsys):
+    from datasetgan.cli import main
+
+    code = main(["train-segmenter", "--images", str(tiny_set / "images"), "--labels", str(tiny_set / "labels"),
+                 "--spec", str(tiny_set / "spec.yaml"), "--out", str(tmp_path / "run"), "--zoom-out", "2.5"])
+    assert code != 0 and "--zoom-out" in capsys.readouterr().err

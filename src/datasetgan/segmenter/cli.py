@@ -45,6 +45,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--resolution", type=int, help="square training side in pixels (default: 128)")
         p.add_argument("--no-flip", dest="flip", action="store_false", default=None, help="no horizontal flips")
         p.add_argument("--crop-min", type=float, help="smallest random crop side, fraction of the image (0.7)")
+        p.add_argument("--zoom-out", type=float, metavar="S",
+                       help="largest random box side, fraction of the image (default 1 = crops only); e.g. 1.6 "
+                            "also shrinks the image to as little as 1/1.6 inside a margin of repeated border pixels, for test "
+                            "objects smaller than the training ones")
         p.add_argument("--jitter", type=float, help="colour jitter strength (0.2; 0 = off)")
         if task == "segmentation":
             p.add_argument("--class-weight-power", type=float, metavar="P",
@@ -73,7 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    keys = ("arch", "backbone_weights", "epochs", "batch_size", "lr", "resolution", "flip", "crop_min", "jitter",
+    keys = ("arch", "backbone_weights", "epochs", "batch_size", "lr", "resolution", "flip", "crop_min", "zoom_out", "jitter",
             "heatmap_sigma", "seed", "amp", "workers", "bn_recalibrate", "keypoint_head", "keypoint_reg",
             "output_stride", "lr_schedule", "checkpoint_every", "decoder", "class_weight_power")
     config = build_config(TrainConfig, args.config, {k: getattr(args, k, None) for k in keys})
@@ -97,6 +101,8 @@ def _check(config: TrainConfig) -> None:
         raise UserError("--resolution: must be at least 16")
     if not 0 < config.crop_min <= 1:
         raise UserError("--crop-min: must lie in (0, 1]")
+    if not 1 <= config.zoom_out < 2:
+        raise UserError("--zoom-out: must lie in [1, 2)")
     if not 0 <= config.jitter < 1:
         raise UserError("--jitter: must lie in [0, 1)")
     if config.checkpoint_every < 1:

@@ -10,6 +10,7 @@ set of 10,000 synthetic images never has to fit in memory.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,10 +36,15 @@ class Item:
 
 @dataclass(frozen=True)
 class Augment:
-    """Training augmentation. ``crop_min`` is the smallest crop side as a fraction of the image side."""
+    """Training augmentation: a random square box, resized to the training side, then flips and
+    colour jitter. The box side is drawn from ``[crop_min, zoom_out]`` times the image side: below 1
+    it crops (zooms in), above 1 the whole image shrinks to a random place inside the frame, the
+    margin filled by repeating the border pixels of image and labels alike (DeepLab's random scaling; it teaches objects
+    smaller than those of the training images)."""
 
     flip: bool = True
     crop_min: float = 0.7
+    zoom_out: float = 1.0
     jitter: float = 0.2   # brightness, contrast and saturation factors drawn from [1 - j, 1 + j]
 
 
@@ -182,21 +188,26 @@ class LabelledImages(Dataset):
         image = Image.open(item.image).convert("RGB")
         w, h = image.size
         box, flip, jitter = (0.0, 0.0, float(w), float(h)), False, (1.0, 1.0, 1.0)
+        pad = 0
         if self.augment is not None:
             rng = np.random.default_rng((self.seed, self.epoch, index))
-            side = rng.uniform(self.augment.crop_min, 1.0)
+            side = rng.uniform(self.augment.crop_min, max(1.0, self.augment.zoom_out))
             cw, ch = side * w, side * h
-            x0, y0 = rng.uniform(0, w - cw), rng.uniform(0, h - ch)
+            x0, y0 = rng.uniform(min(0, w - cw), max(0, w - cw)), rng.uniform(min(0, h - ch), max(0, h - ch))
             box = (x0, y0, x0 + cw, y0 + ch)
+            pad = max(0, math.ceil(max(cw - w, ch - h)))
             # Keypoints flip only when the spec says which points swap sides.
             flip = self.augment.flip and bool(rng.random() < 0.5) and (item.keypoints is None or bool(self.spec.keypoint_flip))
             j = self.augment.jitter
             jitter = tuple(rng.uniform(1 - j, 1 + j, size=3))
-        img = np.asarray(image.resize((r, r), Image.BILINEAR, box=box), np.float32) / 255.0
+        # A box beyond the image reads a margin of ``pad`` pixels (image and labels alike).
+        padded_box = (box[0] + pad, box[1] + pad, box[2] + pad, box[3] + pad)
+        img = np.asarray(_pad_edges(image, pad).resize((r, r), Image.BILINEAR, box=padded_box), np.float32) / 255.0
         out: dict = {"index": index}
         if item.keypoints is None:
             labels = read_label_map(item.label, self.spec, size=(h, w))
-            lab = Image.fromarray(labels.astype(np.uint8), mode="L").resize((r, r), Image.NEAREST, box=box)
+            lab = _pad_edges(Image.fromarray(labels.astype(np.uint8), mode="L"), pad)
+            lab = lab.resize((r, r), Image.NEAREST, box=padded_box)
             target = np.asarray(lab, np.int64)
             if flip:
                 target = target[:, ::-1]
@@ -218,6 +229,15 @@ class LabelledImages(Dataset):
             x = _colour_jitter(x, *jitter)
         out["image"] = x
         return out
+
+
+def _pad_edges(image: Image.Image, pad: int) -> Image.Image:
+    """``image`` with a margin of ``pad`` pixels on every side that repeats its border pixels."""
+    if pad == 0:
+        return image
+    a = np.asarray(image)
+    widths = ((pad, pad), (pad, pad)) + ((0, 0),) * (a.ndim - 2)
+    return Image.fromarray(np.pad(a, widths, mode="edge"))
 
 
 def _colour_jitter(x: torch.Tensor, brightness: float, contrast: float, saturation: float) -> torch.Tensor:

@@ -46,6 +46,7 @@ class TrainConfig:
     resolution: int = 128
     flip: bool = True
     crop_min: float = 0.7
+    zoom_out: float = 1.0     # largest random box side / image side (> 1: shrink the image, see Augment)
     jitter: float = 0.2
     heatmap_sigma: float = 2.0
     keypoint_head: KeypointHead = "integral"   # see segmenter.keypoints for why not "heatmap"
@@ -215,7 +216,7 @@ def train(items: list[Item], spec: LabelSpec, task: Literal["segmentation", "key
         if not quiet:
             print(f"resuming {run} after epoch {start}")
 
-    augment = Augment(flip=config.flip, crop_min=config.crop_min, jitter=config.jitter)
+    augment = Augment(flip=config.flip, crop_min=config.crop_min, zoom_out=config.zoom_out, jitter=config.jitter)
     data = LabelledImages(items, spec, config.resolution, augment=augment, seed=config.seed)
     loader_kw = dict(num_workers=config.workers, pin_memory=device.type == "cuda")
     steps_per_epoch = len(_batches(len(data), config.batch_size, np.random.default_rng(0)))
