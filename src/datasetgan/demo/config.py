@@ -24,6 +24,10 @@ class DemoConfig:
     # style interpreter
     members: int = 5
     pixels_per_image: str = "2000"
+    # Cross-entropy weighted by class share ** -power. With the plain loss (0, the reference's) no
+    # member ever voted for pupils or noses (a few pixels each at 64x64): the synthetic set had none.
+    # Measured on the demo: 0.25 gives class shares close to the labelled ones; 0.5 over-paints them.
+    class_weight_power: float = 0.25
     # synthesis
     synth_keep: int = 2000               # labelled images kept after dropping the uncertain ones
     drop_uncertain: float = 0.1
@@ -35,7 +39,7 @@ class DemoConfig:
     synth_truncation: float = 1.0
     # segmenter (DeepLabV3, torchvision)
     arch: str = "deeplabv3_mobilenet_v3_large"
-    seg_epochs: int = 2
+    seg_epochs: int = 3                  # see configs/demo.yaml
     seg_batch_size: int = 16
     seg_resolution: int = 64
     # DeepLabV3+'s stride-4 decoder and frequency-weighted cross-entropy, for both segmenters: with
@@ -43,6 +47,10 @@ class DemoConfig:
     # faces with exact labels give 0 IoU on every part but skin, hair and neck in this budget.
     seg_decoder: str = "plus"
     seg_class_weight_power: float = 0.5
+    # Random boxes up to 1.6x the image side: the image shrinks inside a margin of repeated border
+    # pixels. The generator dropped the rendered domain's small, off-centre faces; both segmenters
+    # meet them in the test set (measured: DatasetGAN 31.1 -> 34.7 mIoU, baseline 26.6 -> 32.8).
+    seg_zoom_out: float = 1.6
     # the baseline trains on the labelled samples alone; true: as many steps as the DatasetGAN segmenter
     # (the samples are listed n_synth / n_labelled times per epoch)
     baseline_same_steps: bool = True

@@ -213,7 +213,8 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
     interpreter = out / "interpreter"
     run_command(["train-interpreter", "--samples", str(samples), "--labels", str(labels), "--spec", str(spec_path),
                  "--out", str(interpreter), "--task", "segmentation", "--members", str(cfg.members),
-                 "--pixels-per-image", cfg.pixels_per_image, *dev, *quiet], "train-interpreter")
+                 "--pixels-per-image", cfg.pixels_per_image, "--class-weight-power", str(cfg.class_weight_power),
+                 *dev, *quiet], "train-interpreter")
 
     tl.stage("synthesize")
     synthetic = out / "synthetic"
@@ -226,7 +227,8 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
     test = render_dataset(out / "test", cfg.test_images, cfg.test_seed_start, show_progress=not cfg.quiet)
 
     seg = ["--arch", cfg.arch, "--batch-size", str(cfg.seg_batch_size), "--resolution", str(cfg.seg_resolution),
-           "--decoder", cfg.seg_decoder, "--class-weight-power", str(cfg.seg_class_weight_power), *dev]
+           "--decoder", cfg.seg_decoder, "--class-weight-power", str(cfg.seg_class_weight_power),
+           "--zoom-out", str(cfg.seg_zoom_out), *dev]
     tl.stage("train-segmenter (DatasetGAN)")
     run_command(["train-segmenter", "--data", str(synthetic), "--out", str(out / "segmenter_datasetgan"),
                  "--epochs", str(cfg.seg_epochs), *seg, *quiet], "train-segmenter (DatasetGAN)")
