@@ -63,7 +63,7 @@ def collect_results(cfg: DemoConfig, out: Path, n_synth: int, baseline_repeats: 
 def print_table(results: dict, file=sys.stdout) -> None:
     """The paper's Table 1, for this domain: mIoU on rendered faces with exact labels."""
     n_lab, n_syn = results["labelled_images"], results["synthetic_images"]
-    rows = [(f"Transfer-learning baseline: {n_lab} labelled samples", results["baseline_miou"],
+    rows = [(f"Baseline: the {n_lab} labelled samples alone", results["baseline_miou"],
              results["baseline_per_class_iou"]),
             (f"DatasetGAN: {n_syn} synthesised from {n_lab} labelled", results["datasetgan_miou"],
              results["datasetgan_per_class_iou"])]
