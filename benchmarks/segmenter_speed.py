@@ -59,7 +59,8 @@ def main() -> None:
         torch.manual_seed(1)
         b = plain(x)
     print(f"{args.arch}, decoder {args.decoder}, {args.resolution} px, batch {args.batch_size}, "
-          f"threads {torch.get_num_threads()}: {swapped} dilated convolutions take the shortcut; "
+          f"threads {torch.get_num_threads()}: {swapped} dilated convolutions may take the shortcut (where the map "
+          f"is no larger than their dilation); "
           f"max |output difference| {float((a - b).abs().max()):.2e}")
     opts = {name: torch.optim.Adam(m.parameters(), 1e-3) for name, m in (("fast", fast), ("plain", plain))}
     models = {"fast": fast, "plain": plain}
