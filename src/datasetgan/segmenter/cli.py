@@ -47,8 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--crop-min", type=float, help="smallest random crop side, fraction of the image (0.7)")
         p.add_argument("--zoom-out", type=float, metavar="S",
                        help="largest random box side, fraction of the image (default 1 = crops only); e.g. 1.6 "
-                            "also shrinks the image to as little as 1/1.6 inside a margin of repeated border pixels, for test "
-                            "objects smaller than the training ones")
+                            "also shrinks the image to as little as 1/1.6 inside a margin of repeated border "
+                            "pixels, for test objects smaller than the training ones")
         p.add_argument("--jitter", type=float, help="colour jitter strength (0.2; 0 = off)")
         if task == "segmentation":
             p.add_argument("--class-weight-power", type=float, metavar="P",
@@ -77,8 +77,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    keys = ("arch", "backbone_weights", "epochs", "batch_size", "lr", "resolution", "flip", "crop_min", "zoom_out", "jitter",
-            "heatmap_sigma", "seed", "amp", "workers", "bn_recalibrate", "keypoint_head", "keypoint_reg",
+    keys = ("arch", "backbone_weights", "epochs", "batch_size", "lr", "resolution", "flip", "crop_min", "zoom_out",
+            "jitter", "heatmap_sigma", "seed", "amp", "workers", "bn_recalibrate", "keypoint_head", "keypoint_reg",
             "output_stride", "lr_schedule", "checkpoint_every", "decoder", "class_weight_power")
     config = build_config(TrainConfig, args.config, {k: getattr(args, k, None) for k in keys})
     _check(config)

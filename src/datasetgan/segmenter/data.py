@@ -38,9 +38,9 @@ class Item:
 class Augment:
     """Training augmentation: a random square box, resized to the training side, then flips and
     colour jitter. The box side is drawn from ``[crop_min, zoom_out]`` times the image side: below 1
-    it crops (zooms in), above 1 the whole image shrinks to a random place inside the frame, the
-    margin filled by repeating the border pixels of image and labels alike (DeepLab's random scaling; it teaches objects
-    smaller than those of the training images)."""
+    it crops (zooms in); above 1 the whole image shrinks to a random place inside the frame, and
+    the margin repeats the border pixels of image and labels alike (DeepLab's random scaling: it
+    teaches objects smaller than those of the training images)."""
 
     flip: bool = True
     crop_min: float = 0.7

@@ -112,16 +112,15 @@ class AtrousConv2d(nn.Conv2d):
         return super().forward(x)
 
 
-def use_centre_taps(net: nn.Module) -> int:
+def use_centre_taps(net: nn.Module) -> None:
     """Make every dilated, stride-1, "same"-padded convolution of ``net`` an ``AtrousConv2d``
-    (same parameters, same state-dict keys); returns how many."""
-    swapped = 0
+    (same parameters, same state-dict keys)."""
     for m in net.modules():
-        if type(m) is nn.Conv2d and m.stride == (1, 1) and m.padding_mode == "zeros" and max(m.dilation) > 1 \
-                and isinstance(m.padding, tuple) and all(k % 2 == 1 and p == d * (k // 2) for k, p, d in zip(m.kernel_size, m.padding, m.dilation)):
+        same_padding = isinstance(m, nn.Conv2d) and isinstance(m.padding, tuple) and all(
+            k % 2 == 1 and p == d * (k // 2) for k, p, d in zip(m.kernel_size, m.padding, m.dilation))
+        if type(m) is nn.Conv2d and same_padding and m.stride == (1, 1) and m.padding_mode == "zeros" \
+                and max(m.dilation) > 1:
             m.__class__ = AtrousConv2d
-            swapped += 1
-    return swapped
 
 
 def dilate_backbone(backbone: nn.Module, native: int, target: int) -> None:
