@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from datasetgan.core.config import config_to_dict
-from datasetgan.core.devices import resolve_device
+from datasetgan.core.devices import adam_kwargs, resolve_device
 from datasetgan.core.errors import UserError
 from datasetgan.core.fileio import append_jsonl, write_json
 from datasetgan.core.images import grid, save_png, to_uint8
@@ -73,8 +73,7 @@ def make_optimizer(module: torch.nn.Module, cfg: TrainConfig, reg_interval: int 
     if reg_interval:
         ratio = reg_interval / (reg_interval + 1)
         lr, b1, b2 = lr * ratio, b1 ** ratio, b2 ** ratio
-    kwargs = {"foreach": True} if device.type != "cuda" else {"fused": True}
-    return torch.optim.Adam(module.parameters(), lr=lr, betas=(b1, b2), eps=cfg.eps, **kwargs)
+    return torch.optim.Adam(module.parameters(), lr=lr, betas=(b1, b2), eps=cfg.eps, **adam_kwargs(device))
 
 
 def _autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from datasetgan.core.config import config_to_dict
+from datasetgan.core.devices import adam_kwargs
 from datasetgan.core.errors import UserError
 from datasetgan.core.fileio import append_jsonl, atomic_path, read_jsonl, write_json
 from datasetgan.core.labels import LabelSpec, frequency_weights_from_counts, read_label_map
@@ -207,7 +208,8 @@ def train(items: list[Item], spec: LabelSpec, task: Literal["segmentation", "key
     if config.backbone_weights:
         load_backbone_weights(model, config.backbone_weights)
     model.to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                           **adam_kwargs(device))
     use_amp = config.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
     start = 0

@@ -1,0 +1,109 @@
+"""Exact shortcuts for convolutions on the tiny maps of small images.
+
+At 64x64 a MobileNetV3 DeepLabV3 runs its last stages on 8x8 and 4x4 maps,
+where torch's CPU kernels spend far more time on bookkeeping than on
+arithmetic. Two swaps (same parameters, same state-dict keys, same outputs
+and gradients up to float rounding) remove that cost:
+
+- ``AtrousConv2d``: with dilation ``d`` and "same" padding, every off-centre
+  tap of a pixel lies at least ``d`` pixels away; on a map no wider or taller
+  than ``d`` all of them read zeros, and the convolution equals a 1x1
+  convolution with the centre taps. DeepLabV3's ASPP uses rates 12, 24 and 36
+  on the stride-16 map, which is 4x4 at 64 px and 8x8 at 128 px: there the
+  shortcut removes about 40% of a MobileNetV3 DeepLabV3+'s training arithmetic.
+- ``DenseDepthwiseConv2d``: a depthwise convolution maps each channel's
+  ``P = h * w`` pixels linearly onto its ``P'`` output pixels, so on a map of
+  at most ``DENSE_MAX_PIXELS`` pixels it runs as one batched matmul with a
+  ``[C, P', P]`` matrix per call, built from the weights and fixed 0/1 tap
+  matrices (one matmul too). torch's depthwise kernels on such maps,
+  especially dilated ones and their backward, are several times slower
+  (``benchmarks/segmenter_speed.py``).
+
+Both only change how the result is computed; larger maps and other devices
+take torch's own path.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+# Largest input map (h * w pixels) a depthwise convolution runs on as a dense matmul (8x8).
+DENSE_MAX_PIXELS = 64
+
+
+class AtrousConv2d(nn.Conv2d):
+    """A dilated ("atrous") convolution that skips taps which can only read padding."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (kh, kw), (dh, dw) = self.kernel_size, self.dilation
+        if x.shape[-2] <= dh and x.shape[-1] <= dw:
+            centre = self.weight[:, :, kh // 2:kh // 2 + 1, kw // 2:kw // 2 + 1]
+            return F.conv2d(x, centre, self.bias, 1, 0, 1, self.groups)
+        return super().forward(x)
+
+
+@functools.lru_cache(maxsize=128)
+def tap_matrices(kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
+                 dilation: tuple[int, int], size: tuple[int, int], device: str) -> torch.Tensor:
+    """``[kh * kw, P', P]`` 0/1 matrices: entry ``(t, p', p)`` is 1 when output pixel ``p'``
+    reads input pixel ``p`` through tap ``t`` (zero padding reads nothing)."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (h, w) = kernel, stride, padding, dilation, size
+    oh, ow = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    taps = torch.zeros(kh * kw, oh * ow, h * w)
+    for ti in range(kh):
+        for tj in range(kw):
+            for oy in range(oh):
+                y = oy * sh - ph + ti * dh
+                if not 0 <= y < h:
+                    continue
+                for ox in range(ow):
+                    x = ox * sw - pw + tj * dw
+                    if 0 <= x < w:
+                        taps[ti * kw + tj, oy * ow + ox, y * w + x] = 1.0
+    return taps.to(device)
+
+
+class DenseDepthwiseConv2d(nn.Conv2d):
+    """A depthwise convolution that runs on tiny maps as one batched matmul."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        if x.device.type != "cpu" or h * w > DENSE_MAX_PIXELS or x.dtype != self.weight.dtype:
+            return super().forward(x)
+        taps = tap_matrices(self.kernel_size, self.stride, self.padding, self.dilation, (h, w), str(x.device))
+        outputs = taps.shape[1]
+        mixer = torch.mm(self.weight.reshape(c, -1), taps.view(taps.shape[0], -1)).view(c, outputs, h * w)
+        y = torch.bmm(x.reshape(n, c, h * w).transpose(0, 1), mixer.transpose(1, 2))      # [C, N, P']
+        oh = (h + 2 * self.padding[0] - self.dilation[0] * (self.kernel_size[0] - 1) - 1) // self.stride[0] + 1
+        y = y.transpose(0, 1).reshape(n, c, oh, outputs // oh)
+        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
+
+
+def _same_padding(m: nn.Conv2d) -> bool:
+    return isinstance(m.padding, tuple) and all(
+        k % 2 == 1 and p == d * (k // 2) for k, p, d in zip(m.kernel_size, m.padding, m.dilation))
+
+
+def install_shortcuts(net: nn.Module) -> None:
+    """Swap the class of every convolution of ``net`` that a shortcut applies to:
+    depthwise ones (any stride, dilation and padding, zero-padded) become
+    ``DenseDepthwiseConv2d``; other dilated, stride-1, "same"-padded ones
+    become ``AtrousConv2d``. Parameters and state-dict keys stay as they were."""
+    for m in net.modules():
+        if type(m) is not nn.Conv2d or m.padding_mode != "zeros" or isinstance(m.padding, str):
+            continue
+        if m.groups == m.in_channels == m.out_channels and m.groups > 1:
+            m.__class__ = DenseDepthwiseConv2d
+        elif _same_padding(m) and m.stride == (1, 1) and max(m.dilation) > 1:
+            m.__class__ = AtrousConv2d
+
+
+def remove_shortcuts(net: nn.Module) -> None:
+    """Undo ``install_shortcuts``: torch's own convolutions everywhere (the yardstick)."""
+    for m in net.modules():
+        if isinstance(m, (AtrousConv2d, DenseDepthwiseConv2d)):
+            m.__class__ = nn.Conv2d
