@@ -14,9 +14,10 @@ from datasetgan.segmenter.models import Segmenter, SegmenterConfig
 from datasetgan.segmenter.train import frequency_weights
 
 
-def test_plus_decoder_predicts_at_full_size_from_stride_4_features():
+@pytest.mark.parametrize("decoder", ["plus", "plus-separable"])
+def test_plus_decoder_predicts_at_full_size_from_stride_4_features(decoder):
     torch.manual_seed(0)
-    model = Segmenter(SegmenterConfig(num_outputs=5, resolution=64, decoder="plus")).eval()
+    model = Segmenter(SegmenterConfig(num_outputs=5, resolution=64, decoder=decoder)).eval()
     feats = model.net.backbone(torch.zeros(2, 3, 64, 64))
     assert feats["low"].shape[-1] == 16 and feats["out"].shape[-1] == 4     # strides 4 and 16
     out = model(torch.rand(2, 3, 64, 64))
@@ -28,6 +29,12 @@ def test_plus_decoder_predicts_at_full_size_from_stride_4_features():
     with torch.no_grad():
         diff = (model(x) - model(y)).abs().sum(1)[0]
     assert diff[28:36, 28:36].mean() > diff[:8, :8].mean()
+
+
+def test_separable_decoder_is_lighter():
+    def decoder_params(name: str) -> int:
+        return sum(p.numel() for p in Segmenter(SegmenterConfig(num_outputs=5, decoder=name)).decoder.parameters())
+    assert decoder_params("plus-separable") * 5 < decoder_params("plus")
 
 
 def test_unknown_decoder_is_refused():

@@ -41,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             "8 for the ResNets; 8 for MobileNetV3 dilates its last stages, about 2x slower)")
         p.add_argument("--decoder", choices=DECODERS, default=None,
                        help="none (default): DeepLabV3 as torchvision builds it; plus: DeepLabV3+'s decoder on "
-                            "the stride-4 features, for parts a few pixels wide")
+                            "the stride-4 features, for parts a few pixels wide; plus-separable: the same with "
+                            "depthwise-separable convolutions (the paper's; cheaper)")
         p.add_argument("--resolution", type=int, help="square training side in pixels (default: 128)")
         p.add_argument("--no-flip", dest="flip", action="store_false", default=None, help="no horizontal flips")
         p.add_argument("--crop-min", type=float, help="smallest random crop side, fraction of the image (0.7)")

@@ -32,7 +32,8 @@ from datasetgan.segmenter.small_maps import install_shortcuts
 Arch = Literal["deeplabv3_mobilenet_v3_large", "deeplabv3_resnet50", "deeplabv3_resnet101"]
 ARCHS: tuple[str, ...] = ("deeplabv3_mobilenet_v3_large", "deeplabv3_resnet50", "deeplabv3_resnet101")
 Task = Literal["segmentation", "keypoints"]
-DECODERS: tuple[str, ...] = ("none", "plus")
+DECODERS: tuple[str, ...] = ("none", "plus", "plus-separable")
+Decoder = Literal["none", "plus", "plus-separable"]
 
 # torchvision's ImageNet normalisation: a backbone loaded from ImageNet weights expects it.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -53,8 +54,9 @@ class SegmenterConfig:
     output_stride: int | None = None
     keypoint_head: KeypointHead = "integral"   # how keypoint outputs are trained and decoded (task keypoints)
     # "none": DeepLabV3 as torchvision builds it; "plus": DeepLabV3+'s decoder on the stride-4 backbone
-    # features (see segmenter.decoder), for parts only a few pixels wide.
-    decoder: Literal["none", "plus"] = "none"
+    # features (see segmenter.decoder), for parts only a few pixels wide; "plus-separable": the same with
+    # depthwise-separable 3x3 convolutions, as in the paper (cheaper).
+    decoder: Decoder = "none"
 
 
 class Segmenter(nn.Module):
@@ -78,7 +80,8 @@ class Segmenter(nn.Module):
             dilate_backbone(self.net.backbone, native, config.output_stride)
         if config.decoder not in DECODERS:
             raise UserError(f"--decoder {config.decoder!r}: expected one of {', '.join(DECODERS)}")
-        self.decoder = attach_decoder(self.net, config.arch, config.num_outputs) if config.decoder == "plus" else None
+        self.decoder = None if config.decoder == "none" else attach_decoder(
+            self.net, config.arch, config.num_outputs, separable=config.decoder == "plus-separable")
         install_shortcuts(self)   # exact: tiny maps' convolutions as cheaper equivalents
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)

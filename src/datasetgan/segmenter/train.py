@@ -32,7 +32,8 @@ from datasetgan.core.labels import LabelSpec, frequency_weights_from_counts, rea
 from datasetgan.core.progress import progress
 from datasetgan.segmenter.data import Augment, Item, LabelledImages
 from datasetgan.segmenter.keypoints import KeypointHead, keypoint_loss
-from datasetgan.segmenter.models import Arch, Segmenter, SegmenterConfig, load_backbone_weights, save_checkpoint
+from datasetgan.segmenter.models import (Arch, Decoder, Segmenter, SegmenterConfig, load_backbone_weights,
+                                         save_checkpoint)
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class TrainConfig:
     keypoint_head: KeypointHead = "integral"   # see segmenter.keypoints for why not "heatmap"
     keypoint_reg: float = 0.1                  # weight of the integral head's Gaussian cross-entropy term
     output_stride: int | None = None           # None = the architecture's own; 8 for MobileNetV3 is finer
-    decoder: Literal["none", "plus"] = "none"  # "plus": DeepLabV3+'s stride-4 decoder (segmenter.decoder)
+    decoder: Decoder = "none"   # "plus"/"plus-separable": DeepLabV3+'s stride-4 decoder (segmenter.decoder)
     # Segmentation: weight class c's cross-entropy by freq_c ** -power (0 = unweighted; 0.5 = inverse square
     # root). Thin parts cover a fraction of a percent of the pixels; unweighted, a short run never learns them.
     class_weight_power: float = 0.0
