@@ -167,14 +167,33 @@ class LabelledImages(Dataset):
     ``target [R, R]`` int64 class ids or ``keypoints [K, 3]`` (x, y, visible)
     in the resized frame. Augmentation draws from a generator seeded by
     ``(seed, epoch, index)``, so a batch does not depend on worker count or
-    on resuming.
+    on resuming. Decoded images and labels are kept in memory (each process
+    its own copy) up to ``cache_bytes`` in all: later epochs skip the PNG
+    decoding and the label checks.
     """
 
     def __init__(self, items: list[Item], spec: LabelSpec, resolution: int, augment: Augment | None = None,
-                 seed: int = 0):
+                 seed: int = 0, cache_bytes: int = 1 << 30):
         self.items, self.spec, self.resolution, self.augment, self.seed = items, spec, resolution, augment, seed
         self.epoch = 0
         self.flip_perm = spec.flip_permutation() if spec.keypoints else None
+        self.cache: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+        self.cache_left = cache_bytes
+
+    def _decoded(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(image [H, W, 3] uint8, class ids [H, W] uint8 or None)`` of item ``index``."""
+        if index in self.cache:
+            return self.cache[index]
+        item = self.items[index]
+        with Image.open(item.image) as im:
+            image = np.asarray(im.convert("RGB"))
+        labels = None
+        if item.keypoints is None:
+            labels = read_label_map(item.label, self.spec, size=image.shape[:2]).astype(np.uint8)
+        size = image.nbytes + (labels.nbytes if labels is not None else 0)
+        if size <= self.cache_left:
+            self.cache[index], self.cache_left = (image, labels), self.cache_left - size
+        return image, labels
 
     def __len__(self) -> int:
         return len(self.items)
@@ -185,7 +204,8 @@ class LabelledImages(Dataset):
     def __getitem__(self, index: int) -> dict:
         item = self.items[index]
         r = self.resolution
-        image = Image.open(item.image).convert("RGB")
+        pixels, labels = self._decoded(index)
+        image = Image.fromarray(pixels)
         w, h = image.size
         box, flip, jitter = (0.0, 0.0, float(w), float(h)), False, (1.0, 1.0, 1.0)
         pad = 0
@@ -205,8 +225,7 @@ class LabelledImages(Dataset):
         img = np.asarray(_pad_edges(image, pad).resize((r, r), Image.BILINEAR, box=padded_box), np.float32) / 255.0
         out: dict = {"index": index}
         if item.keypoints is None:
-            labels = read_label_map(item.label, self.spec, size=(h, w))
-            lab = _pad_edges(Image.fromarray(labels.astype(np.uint8), mode="L"), pad)
+            lab = _pad_edges(Image.fromarray(labels, mode="L"), pad)
             lab = lab.resize((r, r), Image.NEAREST, box=padded_box)
             target = np.asarray(lab, np.int64)
             if flip:
@@ -224,10 +243,9 @@ class LabelledImages(Dataset):
             out["keypoints"] = torch.from_numpy(kp)
         if flip:
             img = img[:, ::-1]
-        x = torch.from_numpy(img.copy()).permute(2, 0, 1)
         if jitter != (1.0, 1.0, 1.0):
-            x = _colour_jitter(x, *jitter)
-        out["image"] = x
+            img = _colour_jitter(img, *jitter)
+        out["image"] = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
         return out
 
 
@@ -240,11 +258,12 @@ def _pad_edges(image: Image.Image, pad: int) -> Image.Image:
     return Image.fromarray(np.pad(a, widths, mode="edge"))
 
 
-def _colour_jitter(x: torch.Tensor, brightness: float, contrast: float, saturation: float) -> torch.Tensor:
-    """``x [3, H, W]`` in [0, 1]; factors of 1 leave it unchanged."""
-    x = x * brightness
-    mean = x.mean()
-    x = (x - mean) * contrast + mean
-    grey = (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2])[None]
-    x = grey + (x - grey) * saturation
-    return x.clamp(0, 1)
+def _colour_jitter(x: np.ndarray, brightness: float, contrast: float, saturation: float) -> np.ndarray:
+    """``x [H, W, 3]`` float32 in [0, 1]; factors of 1 leave it unchanged. (numpy: on a
+    small image torch's per-op overhead costs more than the arithmetic.)"""
+    x = x * np.float32(brightness)
+    mean = x.mean(dtype=np.float32)
+    x = (x - mean) * np.float32(contrast) + mean
+    grey = x @ np.array([0.299, 0.587, 0.114], np.float32)
+    x = grey[..., None] + (x - grey[..., None]) * np.float32(saturation)
+    return np.clip(x, 0, 1, out=x)
