@@ -125,37 +125,3 @@ def test_time_based_ticks_and_snapshots_and_pruning(train, image_folder, tmp_pat
     stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
     assert [s["step"] for s in stats] == [1, 2, 3]                 # a tick per step (time limit 0)
     assert [p.name for p in list_snapshots(run)] == ["kimg-000000.008", "kimg-000000.012"]
-
-
-def test_init_generator_starts_g_from_a_trained_one_and_freeze_trains_d_alone(train, image_folder, tmp_path):
-    """--init-generator copies a generator into G and G_ema with a fresh D; while --freeze-g-kimg
-    lasts only D learns, so G stays bit-identical to the generator it started from."""
-    out = tmp_path / "runs"
-    assert train(image_folder, out, "--kimg", "0.008") == 0
-    first = list_snapshots(out / "00000-data-16")[-1]
-    assert train(image_folder, out, "--kimg", "0.012", "--init-generator", str(first / "G_ema"),
-                 "--freeze-g-kimg", "0.012", "--seed", "1") == 0
-    frozen = list_snapshots(out / "00001-data-16")[-1]
-    start, d_before = weights(first, "G_ema"), weights(first, "D")
-    for part in ("G", "G_ema"):
-        after = weights(frozen, part)
-        assert all(torch.equal(start[k], after[k]) for k in start), part
-    d_after = weights(frozen, "D")
-    assert any(not torch.equal(d_before[k], d_after[k]) for k in d_before)     # D is fresh and trained
-    # After the freeze G trains on.
-    assert train(image_folder, out, "--kimg", "0.012", "--init-generator", str(first / "G_ema"),
-                 "--freeze-g-kimg", "0.004") == 0
-    moved = weights(list_snapshots(out / "00002-data-16")[-1], "G")
-    assert any(not torch.equal(start[k], moved[k]) for k in start)
-
-
-def test_init_generator_of_another_architecture_is_refused(train, image_folder, tmp_path):
-    out = tmp_path / "runs"
-    assert train(image_folder, out, "--kimg", "0.004") == 0
-    snap = list_snapshots(out / "00000-data-16")[-1]
-    with pytest.raises(CheckpointError, match="--init-generator: not this run's architecture"):
-        train(image_folder, out, "--kimg", "0.004", "--init-generator", str(snap / "G_ema"), "--channel-max", "16")
-    with pytest.raises(CheckpointError, match="not found"):
-        train(image_folder, out, "--kimg", "0.004", "--init-generator", str(tmp_path / "missing"))
-    with pytest.raises(UserError, match="--freeze-g-kimg"):
-        train(image_folder, out, "--kimg", "0.004", "--freeze-g-kimg", "-1", "--dry-run")

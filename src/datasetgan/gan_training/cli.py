@@ -19,7 +19,6 @@ _FLAGS = {
     "z_dim": int, "w_dim": int, "device": str, "seed": int, "name": str, "pl_weight": float, "tick_kimg": float, "tick_minutes": float, "snap_ticks": int, "snap_minutes": float,
     "image_ticks": int, "keep_snapshots": int, "precision": str, "metrics": str, "metrics_weights": str,
     "metrics_images": int, "aug_p": float, "ada_target": float, "ada_kimg": float, "ema_kimg": float, "lr": float, "num_fp16_res": int, "conv_clamp": float,
-    "init_generator": str, "freeze_g_kimg": float,
 }
 
 
@@ -66,12 +65,6 @@ def register(subparsers) -> None:
     p.add_argument("--metrics", help="'fid,kid' at the end of training (needs --metrics-weights), or 'none'")
     p.add_argument("--metrics-weights", help="local torchvision inception_v3 weights (.safetensors or .pt state dict)")
     p.add_argument("--metrics-images", type=int, help="images per side for FID/KID (default 5000)")
-    p.add_argument("--init-generator", metavar="CKPT",
-                   help="start G and G_ema from this generator (any format `sample` loads; same architecture "
-                        "flags), with a fresh D: fine-tuning, or training on after a run's D and optimiser were lost")
-    p.add_argument("--freeze-g-kimg", type=float, metavar="N",
-                   help="train D alone for the first N kimg, so that a fresh D has learnt something before it "
-                        "steers an --init-generator (default 0)")
     p.add_argument("--resume", help="snapshot folder, run folder, or 'latest' (newest run under --out)")
     p.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda when present)")
     p.add_argument("--config", help="YAML/JSON preset (configs/gan/*.yaml); flags override it")

@@ -57,9 +57,7 @@ class TrainConfig:
     pl_decay: float = 0.01
     style_mixing: float = 0.9
     ema_kimg: float | None = None        # G_ema half-life (None: batch * 10 / 32)
-    ema_rampup: float | None = 0.05      # ignored with init_generator (G_ema starts trained)
-    init_generator: str | None = None    # start G and G_ema from this generator (D starts fresh)
-    freeze_g_kimg: float = 0.0           # train D alone for the first N kimg (a fresh D against a trained G)
+    ema_rampup: float | None = 0.05
     precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
     channels_last: bool = True           # NHWC convolutions on CUDA
     tf32: bool = True                    # TF32 matmuls/convs for the float32 parts on CUDA
@@ -106,8 +104,6 @@ def check_config(cfg: TrainConfig, world_size: int = 1) -> None:
         raise UserError(f"--map-depth {cfg.map_depth}: expected >= 1")
     if cfg.gamma is not None and cfg.gamma < 0:
         raise UserError(f"--gamma {cfg.gamma}: expected >= 0")
-    if cfg.freeze_g_kimg < 0:
-        raise UserError(f"--freeze-g-kimg {cfg.freeze_g_kimg}: expected >= 0")
     for name in ("r1_interval", "pl_interval", "ada_interval", "snap_ticks", "image_ticks"):
         if getattr(cfg, name) < 1:
             raise UserError(f"--{name.replace('_', '-')}: expected >= 1")

@@ -21,7 +21,7 @@ import torch
 
 from datasetgan.core.config import config_to_dict
 from datasetgan.core.devices import adam_kwargs, resolve_device
-from datasetgan.core.errors import CheckpointError, UserError
+from datasetgan.core.errors import UserError
 from datasetgan.core.fileio import append_jsonl, write_json
 from datasetgan.core.images import grid, save_png, to_uint8
 from datasetgan.gan_training import checkpoint as ckpt
@@ -89,21 +89,6 @@ def build_networks(cfg: TrainConfig, device: torch.device) -> tuple[Generator, G
     D = Discriminator(discriminator_config(cfg)).train().requires_grad_(False).to(device)
     G_ema = copy.deepcopy(G).eval()
     return G, G_ema, D
-
-
-def init_generator_weights(G: Generator, path: str, device: torch.device) -> None:
-    """Copy a trained generator's weights (and its ``w_avg``) into ``G``; the architecture must match."""
-    from datasetgan.generator import load_generator
-
-    source = load_generator(path, device=device).state_dict()
-    target = G.state_dict()
-    wrong = sorted(k for k in target if k not in source or source[k].shape != target[k].shape)
-    if wrong or set(source) - set(target):
-        example = wrong[0] if wrong else sorted(set(source) - set(target))[0]
-        raise CheckpointError(path, f"--init-generator: not this run's architecture ({len(wrong)} tensor(s) missing "
-                                    f"or of another shape, e.g. {example}); give the flags it was trained with "
-                                    "(--resolution, --channel-base, --channel-max, --map-depth, --z-dim, --w-dim)")
-    G.load_state_dict(source)
 
 
 def save_grid(G_ema: Generator, z: torch.Tensor, path: Path, batch: int = 32) -> None:
@@ -197,9 +182,6 @@ def _train(cfg: TrainConfig, resume: Path | None, quiet: bool, dataset: ImageDat
             warn(f"train-gan: the data set changed since the snapshot ({before} -> {len(dataset)} images); "
                  "training continues, but not in the original data order")
     else:
-        if cfg.init_generator:
-            init_generator_weights(G, cfg.init_generator, device)
-            log(f"train-gan: G and G_ema start from {cfg.init_generator}; D starts fresh")
         ddp.broadcast_module(G, info)
         ddp.broadcast_module(D, info)
         G_ema.load_state_dict(G.state_dict())

@@ -70,15 +70,13 @@ def train_step(p: StepParts, real: torch.Tensor, step: int, cur_nimg: int,
     z_g = torch.randn([n, G.z_dim], device=real.device)
     z_d = torch.randn([n, G.z_dim], device=real.device)
 
-    train_g = cur_nimg >= cfg.freeze_g_kimg * 1000
-    if train_g:
-        with phase("Gmain"):
-            G.requires_grad_(True)
-            p.opt_G.zero_grad(set_to_none=True)
-            for zc in z_g.split(p.chunk):
-                add("Loss/G/loss", g_main(ctx, zc, gain=1 / n_chunks))
-            optimizer_step(p.opt_G, p.g_params, info)
-    if train_g and p.g_reg and step % p.g_reg == 0:
+    with phase("Gmain"):
+        G.requires_grad_(True)
+        p.opt_G.zero_grad(set_to_none=True)
+        for zc in z_g.split(p.chunk):
+            add("Loss/G/loss", g_main(ctx, zc, gain=1 / n_chunks))
+        optimizer_step(p.opt_G, p.g_params, info)
+    if p.g_reg and step % p.g_reg == 0:
         with phase("Greg"):
             p.opt_G.zero_grad(set_to_none=True)
             for zc in torch.randn_like(z_g).split(p.chunk):
@@ -105,7 +103,7 @@ def train_step(p: StepParts, real: torch.Tensor, step: int, cur_nimg: int,
     cur_nimg += cfg.batch
     with phase("ema+ada"):
         ema_nimg = cfg.ema_kimg * 1000
-        if cfg.ema_rampup and not cfg.init_generator:
+        if cfg.ema_rampup:
             ema_nimg = min(ema_nimg, cur_nimg * cfg.ema_rampup)
         ema_update(p.G_ema, G, 0.5 ** (cfg.batch / max(ema_nimg, 1e-8)))
         if p.ada is not None and (step + 1) % cfg.ada_interval == 0:
