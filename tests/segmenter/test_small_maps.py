@@ -69,3 +69,11 @@ def test_shortcuts_equal_torch_in_the_whole_network(decoder, output_stride, size
     assert torch.allclose(out_f, out_t, atol=1e-5, rtol=1e-4)
     for g_f, g_t in zip(grads_f, grads_t):
         assert torch.allclose(g_f, g_t, atol=1e-5, rtol=1e-3)
+
+
+def test_dense_depthwise_runs_in_double_precision():
+    conv = nn.Conv2d(3, 3, 5, 1, 4, 2, groups=3).double()
+    dense = copy.deepcopy(conv)
+    dense.__class__ = DenseDepthwiseConv2d
+    x = torch.randn(2, 3, 4, 4, dtype=torch.float64)
+    assert torch.allclose(dense(x), conv(x), atol=1e-12)

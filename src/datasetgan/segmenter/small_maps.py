@@ -48,7 +48,8 @@ class AtrousConv2d(nn.Conv2d):
 
 @functools.lru_cache(maxsize=128)
 def tap_matrices(kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
-                 dilation: tuple[int, int], size: tuple[int, int], device: str) -> torch.Tensor:
+                 dilation: tuple[int, int], size: tuple[int, int], device: str,
+                 dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """``[kh * kw, P', P]`` 0/1 matrices: entry ``(t, p', p)`` is 1 when output pixel ``p'``
     reads input pixel ``p`` through tap ``t`` (zero padding reads nothing)."""
     (kh, kw), (sh, sw), (ph, pw), (dh, dw), (h, w) = kernel, stride, padding, dilation, size
@@ -64,7 +65,7 @@ def tap_matrices(kernel: tuple[int, int], stride: tuple[int, int], padding: tupl
                     x = ox * sw - pw + tj * dw
                     if 0 <= x < w:
                         taps[ti * kw + tj, oy * ow + ox, y * w + x] = 1.0
-    return taps.to(device)
+    return taps.to(device, dtype)
 
 
 class DenseDepthwiseConv2d(nn.Conv2d):
@@ -74,7 +75,8 @@ class DenseDepthwiseConv2d(nn.Conv2d):
         n, c, h, w = x.shape
         if x.device.type != "cpu" or h * w > DENSE_MAX_PIXELS or x.dtype != self.weight.dtype:
             return super().forward(x)
-        taps = tap_matrices(self.kernel_size, self.stride, self.padding, self.dilation, (h, w), str(x.device))
+        taps = tap_matrices(self.kernel_size, self.stride, self.padding, self.dilation, (h, w), str(x.device),
+                            x.dtype)
         outputs = taps.shape[1]
         mixer = torch.mm(self.weight.reshape(c, -1), taps.view(taps.shape[0], -1)).view(c, outputs, h * w)
         y = torch.bmm(x.reshape(n, c, h * w).transpose(0, 1), mixer.transpose(1, 2))      # [C, N, P']
