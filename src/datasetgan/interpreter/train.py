@@ -66,10 +66,18 @@ class MaskedAdam:
 
     @torch.no_grad()
     def step(self, active: torch.Tensor) -> None:
-        """One Adam step for the members where ``active [M]`` is true. Works on
-        each member's slice in place: no full-size temporaries."""
+        """One Adam step for the members where ``active [M]`` is true, in place. While
+        every member is active (and so at the same step count), each parameter is
+        updated whole; afterwards member by member (the same operations on slices)."""
         b1, b2 = self.betas
         self.steps += active.float().to(self.steps.device)
+        if bool(active.all()) and bool((self.steps == self.steps[0]).all()):
+            bc1, bc2 = 1 - b1 ** float(self.steps[0]), 1 - b2 ** float(self.steps[0])
+            for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
+                m.lerp_(p.grad, 1 - b1)
+                v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+                p.addcdiv_(m, v.sqrt().div_(bc2 ** 0.5).add_(self.eps), value=-self.lr / bc1)
+            return
         for i in torch.nonzero(active).flatten().tolist():
             bc1 = 1 - b1 ** float(self.steps[i])
             bc2 = 1 - b2 ** float(self.steps[i])

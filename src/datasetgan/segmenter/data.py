@@ -180,7 +180,7 @@ class LabelledImages(Dataset):
         self.cache: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
         self.cache_left = cache_bytes
 
-    def _decoded(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
+    def decoded(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
         """``(image [H, W, 3] uint8, class ids [H, W] uint8 or None)`` of item ``index``."""
         if index in self.cache:
             return self.cache[index]
@@ -204,7 +204,7 @@ class LabelledImages(Dataset):
     def __getitem__(self, index: int) -> dict:
         item = self.items[index]
         r = self.resolution
-        pixels, labels = self._decoded(index)
+        pixels, labels = self.decoded(index)
         image = Image.fromarray(pixels)
         w, h = image.size
         box, flip, jitter = (0.0, 0.0, float(w), float(h)), False, (1.0, 1.0, 1.0)

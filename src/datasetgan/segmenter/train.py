@@ -96,12 +96,15 @@ def _same_run(old: dict, new: dict) -> bool:
             == {k: v for k, v in new["train"].items() if k not in drop})
 
 
-def frequency_weights(items: list[Item], spec: LabelSpec, power: float, quiet: bool = False) -> torch.Tensor:
+def frequency_weights(items: list[Item], spec: LabelSpec, power: float, quiet: bool = False,
+                      data: LabelledImages | None = None) -> torch.Tensor:
     """Cross-entropy weights ``[C]``: ``freq_c ** -power`` over the items' label maps
-    (``frequency_weights_from_counts``)."""
+    (``frequency_weights_from_counts``). With ``data`` (over the same items) the maps
+    are read through its cache, so that the first epoch does not decode them again."""
     counts = np.zeros(spec.num_classes, np.float64)
-    for item in progress(items, desc="class frequencies", unit="img", disable=quiet or None):
-        counts += np.bincount(read_label_map(item.label, spec).ravel(), minlength=spec.num_classes)
+    for i, item in enumerate(progress(items, desc="class frequencies", unit="img", disable=quiet or None)):
+        labels = data.decoded(i)[1] if data is not None else read_label_map(item.label, spec)
+        counts += np.bincount(labels.ravel(), minlength=spec.num_classes)
     return torch.tensor(frequency_weights_from_counts(counts, power), dtype=torch.float32)
 
 
@@ -225,7 +228,7 @@ def train(items: list[Item], spec: LabelSpec, task: Literal["segmentation", "key
     steps_per_epoch = len(_batches(len(data), config.batch_size, np.random.default_rng(0)))
     class_weights = None
     if task == "segmentation" and config.class_weight_power > 0:
-        class_weights = frequency_weights(items, spec, config.class_weight_power, quiet).to(device)
+        class_weights = frequency_weights(items, spec, config.class_weight_power, quiet, data).to(device)
     total_steps = steps_per_epoch * config.epochs
     for epoch in range(start + 1, config.epochs + 1):
         t0 = time.time()
