@@ -123,3 +123,31 @@ def test_zoom_out_out_of_range_is_refused(tiny_set, tmp_path, capsys):
     code = main(["train-segmenter", "--images", str(tiny_set / "images"), "--labels", str(tiny_set / "labels"),
                  "--spec", str(tiny_set / "spec.yaml"), "--out", str(tmp_path / "run"), "--zoom-out", "2.5"])
     assert code != 0 and "--zoom-out" in capsys.readouterr().err
+
+
+def test_decoded_cache_changes_nothing_and_respects_its_budget(tmp_path):
+    """Samples read through the in-memory cache equal freshly decoded ones (with jitter, flips and
+    zoom-out), and items beyond ``cache_bytes`` are decoded every time instead of being kept."""
+    spec = LabelSpec(classes=("bg", "square"))
+    rng = np.random.default_rng(0)
+    items = []
+    for i in range(3):
+        img = rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)
+        lab = (rng.random((24, 24)) > 0.7).astype(np.uint8)
+        Image.fromarray(img).save(tmp_path / f"{i}.png")
+        Image.fromarray(lab, mode="L").save(tmp_path / f"{i}_label.png")
+        items.append(Item(str(i), tmp_path / f"{i}.png", label=tmp_path / f"{i}_label.png"))
+    augment = Augment(zoom_out=1.5, jitter=0.3)
+    cached = LabelledImages(items, spec, 16, augment=augment, seed=3)
+    fresh = LabelledImages(items, spec, 16, augment=augment, seed=3, cache_bytes=0)
+    one_item = 24 * 24 * 3 + 24 * 24
+    tight = LabelledImages(items, spec, 16, augment=augment, seed=3, cache_bytes=2 * one_item)
+    for epoch in range(3):
+        for data in (cached, fresh, tight):
+            data.set_epoch(epoch)
+        for i in range(3):
+            a, b, c = cached[i], fresh[i], tight[i]
+            assert np.array_equal(a["image"].numpy(), b["image"].numpy())
+            assert np.array_equal(a["target"].numpy(), b["target"].numpy())
+            assert np.array_equal(c["image"].numpy(), b["image"].numpy())
+    assert len(cached.cache) == 3 and not fresh.cache and len(tight.cache) == 2
