@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from datasetgan.core.devices import adam_kwargs
-from datasetgan.segmenter.models import Segmenter, SegmenterConfig
+from datasetgan.segmenter.models import DECODERS, Segmenter, SegmenterConfig
 from datasetgan.segmenter.small_maps import AtrousConv2d, DenseDepthwiseConv2d, remove_shortcuts
 
 
@@ -40,7 +40,7 @@ def main() -> None:
     ap.add_argument("--arch", default="deeplabv3_mobilenet_v3_large")
     ap.add_argument("--resolution", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--decoder", default="plus", choices=["none", "plus"])
+    ap.add_argument("--decoder", default="plus", choices=DECODERS)
     ap.add_argument("--classes", type=int, default=10)
     ap.add_argument("--steps", type=int, default=10, help="timed steps per variant")
     ap.add_argument("--threads", type=int, default=None)

@@ -69,24 +69,22 @@ class MaskedAdam:
         """One Adam step for the members where ``active [M]`` is true, in place. While
         every member is active (and so at the same step count), each parameter is
         updated whole; afterwards member by member (the same operations on slices)."""
-        b1, b2 = self.betas
         self.steps += active.float().to(self.steps.device)
         if bool(active.all()) and bool((self.steps == self.steps[0]).all()):
-            bc1, bc2 = 1 - b1 ** float(self.steps[0]), 1 - b2 ** float(self.steps[0])
-            for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
-                m.lerp_(p.grad, 1 - b1)
-                v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
-                p.addcdiv_(m, v.sqrt().div_(bc2 ** 0.5).add_(self.eps), value=-self.lr / bc1)
+            self._update(slice(None), float(self.steps[0]))
             return
         for i in torch.nonzero(active).flatten().tolist():
-            bc1 = 1 - b1 ** float(self.steps[i])
-            bc2 = 1 - b2 ** float(self.steps[i])
-            for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
-                g = p.grad[i]
-                m[i].lerp_(g, 1 - b1)
-                v[i].mul_(b2).addcmul_(g, g, value=1 - b2)
-                denom = v[i].sqrt().div_(bc2 ** 0.5).add_(self.eps)
-                p[i].addcdiv_(m[i], denom, value=-self.lr / bc1)
+            self._update(i, float(self.steps[i]))
+
+    def _update(self, members: int | slice, step: float) -> None:
+        """Adam's update of ``members`` (an index or all of them) of every parameter, at ``step``."""
+        b1, b2 = self.betas
+        bc1, bc2 = 1 - b1 ** step, 1 - b2 ** step
+        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
+            g, m, v = p.grad[members], m[members], v[members]
+            m.lerp_(g, 1 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            p[members].addcdiv_(m, v.sqrt().div_(bc2 ** 0.5).add_(self.eps), value=-self.lr / bc1)
 
 
 def train_ensemble(bank: FeatureBank, pixels: PixelSet, num_outputs: int,
