@@ -19,6 +19,9 @@
 # Between 96 and 187 kimg the samples went from blobs with speckles to faces with eyes, brows and
 # mouths. Thread counts change float rounding, so a re-run reproduces it closely, not bit for bit. A
 # GPU and more kimg would give a much better generator (scripts/gpu_checks.sh trains one).
+# A fresh run of this recipe with --compile and OMP_NUM_THREADS=2 (2026-12-02, 307.3 kimg in 108 minutes at
+# 51-57 img/s) gave sharper samples and better interpreter labels but a smaller demo gain (+1.2: the
+# baseline's 16 samples improved more); see the README. It was not bundled.
 #
 # Usage: scripts/train_demo_gan.sh [KIMG]   (default 244.928, the bundled generator's length)
 set -euo pipefail
