@@ -46,18 +46,20 @@ class AtrousConv2d(nn.Conv2d):
         return super().forward(x)
 
 
-def _output_size(m: nn.Conv2d, size: tuple[int, int]) -> tuple[int, int]:
+def _output_size(kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
+                 dilation: tuple[int, int], size: tuple[int, int]) -> tuple[int, int]:
     return tuple((n + 2 * p - d * (k - 1) - 1) // s + 1
-                 for n, p, d, k, s in zip(size, m.padding, m.dilation, m.kernel_size, m.stride))
+                 for n, p, d, k, s in zip(size, padding, dilation, kernel, stride))
 
 
 @functools.lru_cache(maxsize=128)
 def tap_matrices(kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
-                 dilation: tuple[int, int], size: tuple[int, int], out_size: tuple[int, int], device: str,
+                 dilation: tuple[int, int], size: tuple[int, int], device: str,
                  dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """``[kh * kw, P', P]`` 0/1 matrices: entry ``(t, p', p)`` is 1 when output pixel ``p'``
     reads input pixel ``p`` through tap ``t`` (zero padding reads nothing)."""
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (h, w), (oh, ow) = kernel, stride, padding, dilation, size, out_size
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (h, w) = kernel, stride, padding, dilation, size
+    oh, ow = _output_size(kernel, stride, padding, dilation, size)
     taps = torch.zeros(kh * kw, oh * ow, h * w)
     for ti in range(kh):
         for tj in range(kw):
@@ -79,9 +81,9 @@ class DenseDepthwiseConv2d(nn.Conv2d):
         n, c, h, w = x.shape
         if x.device.type != "cpu" or h * w > DENSE_MAX_PIXELS or x.dtype != self.weight.dtype:
             return super().forward(x)
-        oh, ow = _output_size(self, (h, w))
-        taps = tap_matrices(self.kernel_size, self.stride, self.padding, self.dilation, (h, w), (oh, ow),
-                            str(x.device), x.dtype)
+        geometry = (self.kernel_size, self.stride, self.padding, self.dilation, (h, w))
+        oh, ow = _output_size(*geometry)
+        taps = tap_matrices(*geometry, str(x.device), x.dtype)
         mixer = torch.mm(self.weight.reshape(c, -1), taps.view(taps.shape[0], -1)).view(c, oh * ow, h * w)
         y = torch.bmm(x.reshape(n, c, h * w).transpose(0, 1), mixer.transpose(1, 2))      # [C, N, P']
         y = y.transpose(0, 1).reshape(n, c, oh, ow)
