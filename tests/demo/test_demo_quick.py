@@ -56,3 +56,13 @@ def test_bundled_generator_and_labels_belong_together(tmp_path):
     assert not bundled_labels_fit(labels, tiny_random_generator(tmp_path / "g"), seeds, 0.7)
     assert not bundled_labels_fit(labels, bundled("demo_generator"), list(range(8)), 0.7)
     assert not bundled_labels_fit(labels, bundled("demo_generator"), seeds, 1.0)
+
+
+def test_side_by_side_failure_names_the_stage():
+    import pytest
+
+    from datasetgan.core.errors import UserError
+    from datasetgan.demo.pipeline import run_side_by_side
+
+    with pytest.raises(UserError, match="'train-segmenter \\(baseline\\)' failed \\(exit 2\\)"):
+        run_side_by_side([(["train-segmenter", "--no-such-flag"], "train-segmenter (baseline)")], threads=1)
