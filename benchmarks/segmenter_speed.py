@@ -11,7 +11,9 @@ drift hits all alike:
 2. ``shortcuts``: ``segmenter.small_maps.install_shortcuts`` (ASPP's
    dilated convolutions on maps no larger than their dilation as 1x1
    convolutions of their centre taps; depthwise convolutions on maps of at most
-   8x8 pixels as one batched matmul), default Adam;
+   8x8 pixels as one batched matmul; with ``--decoder plus``, the decoder's 3x3
+   convolution of the upsampled ASPP map folded through the upsampling,
+   ``small_maps.conv_of_upsampled``), default Adam;
 3. ``fast``: the shortcuts and the fused Adam kernel (``core.devices.adam_kwargs``),
    which is what ``train-segmenter`` runs.
 

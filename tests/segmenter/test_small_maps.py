@@ -11,7 +11,7 @@ from torch import nn
 
 from datasetgan.segmenter.models import Segmenter, SegmenterConfig
 from datasetgan.segmenter.small_maps import (DENSE_MAX_PIXELS, AtrousConv2d, DenseDepthwiseConv2d,
-                                             remove_shortcuts)
+                                             conv_of_upsampled, fold_fits, remove_shortcuts)
 
 
 def _outputs_and_grads(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -64,11 +64,35 @@ def test_shortcuts_equal_torch_in_the_whole_network(decoder, output_stride, size
     full = copy.deepcopy(fast)
     remove_shortcuts(full)
     assert not any(isinstance(m, (AtrousConv2d, DenseDepthwiseConv2d)) for m in full.modules())
+    if decoder == "plus":                                  # the decoder's upsampled 3x3 convolution
+        assert fast.decoder.fold_upsampling and not full.decoder.fold_upsampling
     x = torch.rand(2, 3, size, size)
     (out_f, grads_f), (out_t, grads_t) = _outputs_and_grads(fast, x), _outputs_and_grads(full, x)
     assert torch.allclose(out_f, out_t, atol=1e-5, rtol=1e-4)
     for g_f, g_t in zip(grads_f, grads_t):
         assert torch.allclose(g_f, g_t, atol=1e-5, rtol=1e-3)
+
+
+@pytest.mark.parametrize("size,out_size,kernel", [((4, 4), (16, 16), 3), ((5, 3), (17, 12), 3),
+                                                   ((1, 1), (4, 4), 3), ((4, 4), (16, 16), 5), ((6, 6), (6, 6), 3)])
+def test_conv_of_upsampled_equals_torch(size, out_size, kernel):
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, *size, requires_grad=True)
+    weight = torch.randn(7, 5, kernel, kernel, requires_grad=True)
+    ours = conv_of_upsampled(x, weight, out_size)
+    up = nn.functional.interpolate(x, size=out_size, mode="bilinear", align_corners=False)
+    theirs = nn.functional.conv2d(up, weight, padding=kernel // 2)
+    _assert_close(ours.detach(), theirs.detach())
+    g = torch.randn_like(theirs)
+    grads_ours = torch.autograd.grad(ours, (x, weight), g)
+    grads_theirs = torch.autograd.grad(theirs, (x, weight), g)
+    for a, b in zip(grads_ours, grads_theirs):
+        _assert_close(a, b)
+
+
+def test_conv_of_upsampled_is_only_used_where_its_matrix_is_small():
+    assert fold_fits((4, 4), (16, 16)) and fold_fits((8, 8), (32, 32))   # 64 and 128 px inputs
+    assert not fold_fits((16, 16), (64, 64))                             # 256 px: as dear as the conv
 
 
 def test_dense_depthwise_runs_in_double_precision():

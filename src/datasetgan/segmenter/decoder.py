@@ -9,6 +9,10 @@ the backbone's stride-4 features, refined by two 3x3 convolutions and
 classified there. ``separable=True`` makes those two convolutions depthwise
 separable (a depthwise 3x3 then a pointwise 1x1, each with BatchNorm and
 ReLU), as the paper does: about 8x less decoder arithmetic.
+
+Without ``separable``, the first 3x3 convolution of the upsampled ASPP map
+runs as ``small_maps.conv_of_upsampled`` where that is cheaper (exact; see
+there).
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from datasetgan.segmenter.small_maps import conv_of_upsampled, fold_fits
 
 LOW_CHANNELS = 48        # the low-level projection's width, as in the paper
 DECODER_CHANNELS = 128   # narrower than the paper's 256: the decoder runs at stride 4
@@ -49,10 +55,21 @@ class PlusDecoder(nn.Module):
         self.refine = nn.Sequential(_refine_conv(aspp_channels + LOW_CHANNELS, DECODER_CHANNELS, separable),
                                     _refine_conv(DECODER_CHANNELS, DECODER_CHANNELS, separable))
         self.classify = nn.Conv2d(DECODER_CHANNELS, num_outputs, 1)
+        self.separable = separable
+        self.fold_upsampling = False   # set by small_maps.install_shortcuts
 
     def forward(self, aspp: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
-        up = F.interpolate(aspp, size=low.shape[-2:], mode="bilinear", align_corners=False)
-        return self.classify(self.refine(torch.cat([up, self.project_low(low)], dim=1)))
+        low = self.project_low(low)
+        size = tuple(low.shape[-2:])
+        first = self.refine[0]
+        if self.fold_upsampling and not self.separable and fold_fits(tuple(aspp.shape[-2:]), size):
+            # conv3x3(cat(up(aspp), low)) as the sum of its two input-channel groups' convolutions
+            conv, a = first[0], aspp.shape[1]
+            x = conv_of_upsampled(aspp, conv.weight[:, :a], size)
+            x = x + F.conv2d(low, conv.weight[:, a:], conv.bias, conv.stride, conv.padding)
+            return self.classify(self.refine[1:](first[1:](x)))
+        up = F.interpolate(aspp, size=size, mode="bilinear", align_corners=False)
+        return self.classify(self.refine(torch.cat([up, low], dim=1)))
 
 
 def attach_decoder(net: nn.Module, arch: str, num_outputs: int, separable: bool = False) -> PlusDecoder:

@@ -18,8 +18,15 @@ and gradients up to float rounding) remove that cost:
   matrices (one matmul too). torch's depthwise kernels on such maps,
   especially dilated ones and their backward, are several times slower
   (``benchmarks/segmenter_speed.py``).
+- ``conv_of_upsampled``: DeepLabV3+'s decoder upsamples the 256-channel ASPP
+  map 4x and convolves it (3x3) with the low-level features. Upsampling and
+  convolution are both linear, so each 3x3 tap's channel mixing can run at
+  the small map's own size, followed by one fixed ``[9 h w, H W]`` matrix that
+  upsamples and shifts: on a 4x4 map 8x less arithmetic than the convolution
+  at 16x16, which was a third of a 64 px training step. ``PlusDecoder`` uses
+  it while its ``fold_upsampling`` is on and the matrix is small.
 
-Both only change how the result is computed; larger maps and other devices
+They only change how the result is computed; larger maps and other devices
 take torch's own path.
 """
 
@@ -33,6 +40,9 @@ from torch.nn import functional as F
 
 # Largest input map (h * w pixels) a depthwise convolution runs on as a dense matmul (8x8).
 DENSE_MAX_PIXELS = 64
+# Largest ``[k * k * h * w, H * W]`` matrix ``conv_of_upsampled`` builds (8x8 -> 32x32 at 128 px); beyond it
+# the dense matrix costs as much as the convolution it replaces.
+FOLD_MAX_ENTRIES = 1 << 20
 
 
 class AtrousConv2d(nn.Conv2d):
@@ -90,6 +100,36 @@ class DenseDepthwiseConv2d(nn.Conv2d):
         return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
 
 
+@functools.lru_cache(maxsize=32)
+def upsampled_tap_matrix(size: tuple[int, int], out_size: tuple[int, int], kernel: int, device: str,
+                         dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``[k * k * h * w, H * W]``: row ``t * h * w + p`` is what input pixel ``p`` adds to every output
+    pixel through tap ``t`` of a ``k x k`` zero-padded "same" convolution of the bilinear upsampling
+    (``align_corners=False``) of the input from ``size`` to ``out_size``."""
+    (h, w), (H, W), pad = size, out_size, kernel // 2
+    basis = torch.eye(h * w, dtype=torch.float64).view(h * w, 1, h, w)
+    up = F.interpolate(basis, size=out_size, mode="bilinear", align_corners=False)[:, 0]   # [h w, H, W]
+    up = F.pad(up, (pad, pad, pad, pad))
+    rows = [up[:, ty:ty + H, tx:tx + W].reshape(h * w, H * W) for ty in range(kernel) for tx in range(kernel)]
+    return torch.cat(rows).to(device, dtype)
+
+
+def fold_fits(size: tuple[int, int], out_size: tuple[int, int], kernel: int = 3) -> bool:
+    """Whether ``conv_of_upsampled`` takes its shortcut for these sizes."""
+    return kernel * kernel * size[0] * size[1] * out_size[0] * out_size[1] <= FOLD_MAX_ENTRIES
+
+
+def conv_of_upsampled(x: torch.Tensor, weight: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
+    """``conv2d(interpolate(x, out_size, bilinear), weight, padding=k // 2)`` (no bias) for
+    ``x [N, A, h, w]`` and ``weight [O, A, k, k]``, each tap's channel mixing done at ``h x w``."""
+    n, a, h, w = x.shape
+    o, k = weight.shape[0], weight.shape[-1]
+    taps = upsampled_tap_matrix((h, w), tuple(out_size), k, str(x.device), x.dtype)
+    per_tap = torch.matmul(weight.permute(2, 3, 0, 1).reshape(k * k * o, a), x.reshape(n, a, h * w))
+    per_tap = per_tap.view(n, k * k, o, h * w).transpose(1, 2).reshape(n, o, k * k * h * w)
+    return torch.matmul(per_tap, taps).view(n, o, *out_size)
+
+
 def _same_padding(m: nn.Conv2d) -> bool:
     return isinstance(m.padding, tuple) and all(
         k % 2 == 1 and p == d * (k // 2) for k, p, d in zip(m.kernel_size, m.padding, m.dilation))
@@ -99,8 +139,11 @@ def install_shortcuts(net: nn.Module) -> None:
     """Swap the class of every convolution of ``net`` that a shortcut applies to:
     depthwise ones (any stride, dilation and padding, zero-padded) become
     ``DenseDepthwiseConv2d``; other dilated, stride-1, "same"-padded ones
-    become ``AtrousConv2d``. Parameters and state-dict keys stay as they were."""
+    become ``AtrousConv2d``; a module with a ``fold_upsampling`` switch (``PlusDecoder``) has it
+    turned on. Parameters and state-dict keys stay as they were."""
     for m in net.modules():
+        if hasattr(m, "fold_upsampling"):
+            m.fold_upsampling = True
         if type(m) is not nn.Conv2d or m.padding_mode != "zeros" or isinstance(m.padding, str):
             continue
         if m.groups == m.in_channels == m.out_channels and m.groups > 1:
@@ -114,3 +157,5 @@ def remove_shortcuts(net: nn.Module) -> None:
     for m in net.modules():
         if isinstance(m, (AtrousConv2d, DenseDepthwiseConv2d)):
             m.__class__ = nn.Conv2d
+        if hasattr(m, "fold_upsampling"):
+            m.fold_upsampling = False
