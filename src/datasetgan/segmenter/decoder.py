@@ -62,7 +62,7 @@ class PlusDecoder(nn.Module):
         low = self.project_low(low)
         size = tuple(low.shape[-2:])
         first = self.refine[0]
-        if self.fold_upsampling and not self.separable and fold_fits(tuple(aspp.shape[-2:]), size):
+        if self._folds(aspp, size):
             # conv3x3(cat(up(aspp), low)) as the sum of its two input-channel groups' convolutions
             conv, a = first[0], aspp.shape[1]
             x = conv_of_upsampled(aspp, conv.weight[:, :a], size)
@@ -70,6 +70,11 @@ class PlusDecoder(nn.Module):
             return self.classify(self.refine[1:](first[1:](x)))
         up = F.interpolate(aspp, size=size, mode="bilinear", align_corners=False)
         return self.classify(self.refine(torch.cat([up, low], dim=1)))
+
+    def _folds(self, aspp: torch.Tensor, size: tuple[int, int]) -> bool:
+        """Whether the first refinement runs through ``conv_of_upsampled`` (CPU, small maps)."""
+        return (self.fold_upsampling and not self.separable and aspp.device.type == "cpu"
+                and fold_fits(tuple(aspp.shape[-2:]), size))
 
 
 def attach_decoder(net: nn.Module, arch: str, num_outputs: int, separable: bool = False) -> PlusDecoder:
