@@ -78,13 +78,17 @@ class Timeline:
         return time.perf_counter() - self.start
 
 
+def _stage_failed(what: str, code: int | None, argv: list[str]) -> UserError:
+    return UserError(f"demo stage '{what}' failed (exit {code}): datasetgan {' '.join(argv)}")
+
+
 def run_command(argv: list[str], what: str) -> None:
     """Run one ``datasetgan`` subcommand in-process; a failure stops the demo, naming the stage."""
     from datasetgan.cli import main
 
     code = main(argv)
     if code != 0:
-        raise UserError(f"demo stage '{what}' failed (exit {code}): datasetgan {' '.join(argv)}")
+        raise _stage_failed(what, code, argv)
 
 
 def _run_with_threads(argv: list[str], threads: int) -> None:
@@ -113,7 +117,7 @@ def run_side_by_side(jobs: list[tuple[list[str], str]], threads: int) -> None:
         for proc, argv, what in procs:
             proc.join()
             if proc.exitcode != 0:
-                raise UserError(f"demo stage '{what}' failed (exit {proc.exitcode}): datasetgan {' '.join(argv)}")
+                raise _stage_failed(what, proc.exitcode, argv)
     finally:
         for proc, _, _ in procs:
             if proc.is_alive():
