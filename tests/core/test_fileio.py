@@ -32,3 +32,20 @@ def test_path_errors_survive_pickling():
     for cls in (CheckpointError, LabelError):
         err = pickle.loads(pickle.dumps(cls("a/b.png", "bad size")))
         assert isinstance(err, cls) and str(err) == "a/b.png: bad size" and err.path == "a/b.png"
+
+
+def test_damaged_json_is_a_user_error_naming_the_file(tmp_path):
+    from datasetgan.core.errors import UserError
+
+    with pytest.raises(UserError, match=r"run\.json: run description not found"):
+        fileio.read_json(tmp_path / "run.json", "run description")
+    (tmp_path / "run.json").write_text('{"epoch": ')
+    with pytest.raises(UserError, match=r"run\.json: file is not valid JSON"):
+        fileio.read_json(tmp_path / "run.json")
+    (tmp_path / "run.json").write_bytes(b"\xff\xfe{}")
+    with pytest.raises(UserError, match=r"run\.json: file is not valid JSON"):
+        fileio.read_json(tmp_path / "run.json")
+    # A damaged complete line (not a torn last one) is named with its line number.
+    (tmp_path / "log.jsonl").write_text('{"i": 0}\n{"i": \n{"i": 2}\n')
+    with pytest.raises(UserError, match=r"log\.jsonl, line 2: not valid JSON"):
+        fileio.read_jsonl(tmp_path / "log.jsonl")

@@ -52,6 +52,45 @@ def test_collect_from_a_synthesize_folder(tmp_path):
         collect_items("segmentation", data=tmp_path)
 
 
+def test_damaged_data_set_files_are_named(tmp_path):
+    root = tmp_path / "synth"
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(root / "images" / "000000.png")
+    (root / "dataset.json").write_text('{"classes": ["bg", ')
+    with pytest.raises(UserError, match=r"dataset\.json: data set description is not valid JSON"):
+        collect_items("segmentation", data=root)
+    # A COCO keypoints file: not JSON, JSON of the wrong shape, an annotation for an unknown image.
+    (root / "dataset.json").write_text(json.dumps({"task": "keypoints", "classes": [], "palette": [],
+                                                   "keypoints": ["l", "r"]}))
+    coco = root / "coco.json"
+    for text, message in (("[1, 2", r"COCO keypoints file is not valid JSON"),
+                          (json.dumps([1, 2]), r"not a COCO keypoints file"),
+                          (json.dumps({"images": [{"id": 1}]}), r"not a COCO keypoints file"),
+                          (json.dumps({"images": [{"id": 1, "file_name": "000000.png"}],
+                                       "annotations": [{"image_id": 1, "keypoints": [1, 2, 1, 3]}]}),
+                           r"not a COCO keypoints file"),
+                          (json.dumps({"images": [{"id": 1, "file_name": "000000.png"}],
+                                       "annotations": [{"image_id": 7, "keypoints": [1, 2, 1, 3, 4, 1]}]}),
+                           r"image id 7: no such id")):
+        coco.write_text(text)
+        with pytest.raises(UserError, match=message) as err:
+            collect_items("keypoints", data=root)
+        assert "coco.json" in str(err.value)
+    # A damaged .npy mask.
+    folder = tmp_path / "plain"
+    (folder / "images").mkdir(parents=True)
+    (folder / "labels").mkdir()
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(folder / "images" / "a.png")
+    (folder / "labels" / "a.npy").write_bytes(b"not a numpy file")
+    (folder / "spec.json").write_text(json.dumps({"classes": ["bg", "x"]}))
+    with pytest.raises(LabelError, match=r"a\.npy: not a readable \.npy mask"):
+        collect_items("segmentation", images=folder / "images", labels=folder / "labels", spec=folder / "spec.json")
+    np.save(folder / "labels" / "a.npy", np.zeros(16, np.uint8))
+    with pytest.raises(LabelError, match=r"a\.npy: mask has shape \(16,\)"):
+        collect_items("segmentation", images=folder / "images", labels=folder / "labels", spec=folder / "spec.json")
+
+
 def test_augmentation_moves_keypoints_with_the_image():
     spec = LabelSpec(classes=(), keypoints=("left", "right"), keypoint_flip=((0, 1),))
     img = np.zeros((48, 48, 3), np.uint8)

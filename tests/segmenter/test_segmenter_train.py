@@ -27,6 +27,16 @@ def test_train_checkpoints_and_resume(tiny_set, tmp_path):
     with pytest.raises(UserError, match="different settings"):
         train(items, spec, "segmentation", TrainConfig(epochs=2, batch_size=3, resolution=48), run,
               torch.device("cpu"), quiet=True)
+    # A damaged resumable state is named, and the finished epochs are kept.
+    (run / "state" / "state.safetensors").write_bytes(b"garbage")
+    with pytest.raises(UserError, match=r"state: cannot resume from it .*remove this folder"):
+        train(items, spec, "segmentation", TrainConfig(epochs=3, batch_size=3, resolution=32), run,
+              torch.device("cpu"), quiet=True)
+    assert [p.name for p in list_epochs(run)] == ["epoch_001", "epoch_002"]
+    (run / "run.json").write_text("{")
+    with pytest.raises(UserError, match=r"run\.json: run description is not valid JSON"):
+        train(items, spec, "segmentation", TrainConfig(epochs=3, batch_size=3, resolution=32), run,
+              torch.device("cpu"), quiet=True)
 
 
 @pytest.mark.gpu

@@ -198,6 +198,31 @@ def test_unfinished_run_with_other_settings_is_refused(labelled, interpreter_dir
     assert "truncation" in capsys.readouterr().err
 
 
+def test_damaged_staged_files_are_named(labelled, interpreter_dir, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "ds"
+    calls = {"n": 0}
+    original = synth_run._write_candidate
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+    monkeypatch.setattr(synth_run, "_write_candidate", flaky)
+    assert _synth(labelled, interpreter_dir, out, "--n", "4", "--batch-size", "2") == 130
+    monkeypatch.undo()
+    record = out / ".staging" / "000000.json"
+    record.write_text('{"seed": 0, "uncert')   # e.g. a disk that filled up under another tool
+    assert _synth(labelled, interpreter_dir, out, "--n", "4", "--batch-size", "2") == 2
+    assert "000000.json: file is not valid JSON" in capsys.readouterr().err
+    record.write_text("[]")
+    assert _synth(labelled, interpreter_dir, out, "--n", "4", "--batch-size", "2") == 2
+    assert "000000.json: expected a JSON object" in capsys.readouterr().err
+    (out / ".staging" / "run.json").write_text("{")
+    assert _synth(labelled, interpreter_dir, out, "--n", "4", "--batch-size", "2") == 2
+    assert "run.json: file is not valid JSON" in capsys.readouterr().err
+
+
 def test_interpreter_for_another_generator_is_refused(labelled, interpreter_dir, tmp_path, capsys):
     make_colour_generator(seed=1).save_pretrained(tmp_path / "G2")
     code = main(["synthesize", "--generator", str(tmp_path / "G2"), "--interpreter", str(interpreter_dir),

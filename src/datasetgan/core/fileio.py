@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from datasetgan.core.errors import UserError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -52,15 +54,34 @@ def append_jsonl(path: str | Path, record: dict) -> None:
         os.fsync(f.fileno())
 
 
+def read_json(path: str | Path, what: str = "file") -> Any:
+    """Parse a JSON file; a missing, unreadable or malformed one is a ``UserError`` naming it."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: {what} not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: {what} is not valid JSON ({exc})") from None
+
+
 def read_jsonl(path: str | Path) -> list[dict]:
-    """Read a JSON-lines file, ignoring a torn (unterminated) last line."""
+    """Read a JSON-lines file, ignoring a torn (unterminated) last line; a
+    damaged complete line is a ``UserError`` naming the file and line."""
     path = Path(path)
     if not path.exists():
         return []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not a readable JSON-lines file ({exc})") from None
     records = []
-    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+    for number, line in enumerate(lines, 1):
         if not line.endswith("\n"):
             break
         if line.strip():
-            records.append(json.loads(line))
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{path}, line {number}: not valid JSON ({exc})") from None
     return records

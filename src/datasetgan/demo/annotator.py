@@ -14,21 +14,21 @@ also reads the softer images a small GAN makes.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from datasetgan.core.config import build_config, config_to_dict
-from datasetgan.core.errors import UserError
-from datasetgan.core.fileio import atomic_path, write_json
+from datasetgan.core.errors import CheckpointError, UserError
+from datasetgan.core.fileio import atomic_path, read_json, write_json
 from datasetgan.core.progress import progress
-from datasetgan.demo.domain import CLASSES, KEYPOINTS, RESOLUTION
+from datasetgan.demo.domain import CLASSES, KEYPOINTS
 from datasetgan.demo.render import render_batch
 
 
@@ -88,9 +88,12 @@ class Annotator(nn.Module):
         directory = Path(directory)
         if not (directory / "config.json").exists() or not (directory / "model.safetensors").exists():
             raise UserError(f"{directory}: not an annotator folder (needs config.json and model.safetensors)")
-        meta = json.loads((directory / "config.json").read_text())
-        model = cls(build_config(AnnotatorConfig, meta["config"]), len(meta["classes"]), len(meta["keypoints"]))
-        model.load_state_dict(load_file(str(directory / "model.safetensors")))
+        meta = read_json(directory / "config.json", "annotator config")
+        try:
+            model = cls(build_config(AnnotatorConfig, meta["config"]), len(meta["classes"]), len(meta["keypoints"]))
+            model.load_state_dict(load_file(str(directory / "model.safetensors")))
+        except (SafetensorError, KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(directory, f"not a readable annotator ({type(exc).__name__}: {exc})") from None
         return model.eval()
 
 

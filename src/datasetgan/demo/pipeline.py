@@ -31,7 +31,7 @@ import torch
 
 from datasetgan.core.config import config_to_dict
 from datasetgan.core.errors import UserError
-from datasetgan.core.fileio import write_json
+from datasetgan.core.fileio import read_json, write_json
 from datasetgan.core.seeds import parse_seeds
 from datasetgan.demo.config import DemoConfig
 from datasetgan.demo.domain import label_spec
@@ -148,14 +148,12 @@ def resolve_generator(cfg: DemoConfig, out: Path) -> Path:
 def bundled_labels_fit(labels: Path, generator: Path, seeds: list[int], truncation: float) -> bool:
     """Whether bundled labels were made on exactly these samples: this generator's, at these seeds
     and this truncation (else the samples are labelled by the annotator instead)."""
-    import json
-
     from datasetgan.generator import generator_fingerprint, load_generator
 
     provenance = labels / "provenance.json"
     if not (labels / "labels").is_dir() or not provenance.exists():
         return False
-    made = json.loads(provenance.read_text())
+    made = read_json(provenance, "labels' provenance")
     mismatch = []
     if made.get("generator_fingerprint") != generator_fingerprint(load_generator(generator)):
         mismatch.append("another generator")

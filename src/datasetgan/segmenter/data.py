@@ -9,7 +9,6 @@ set of 10,000 synthetic images never has to fit in memory.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from datasetgan.core.errors import LabelError, UserError
+from datasetgan.core.fileio import read_json
 from datasetgan.core.labels import (IMAGE_SUFFIXES, KEYPOINT_SUFFIXES, MASK_SUFFIXES, LabelSpec, load_label_spec,
                                     match_images_labels, read_keypoints, read_label_map)
 
@@ -50,10 +50,7 @@ class Augment:
 
 def spec_from_dataset_json(path: Path) -> LabelSpec:
     """The label spec inside a ``synthesize`` folder's ``dataset.json`` (other keys are ignored)."""
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path}: cannot read the data set description ({exc})") from None
+    meta = read_json(path, "data set description")
     if not isinstance(meta, dict):
         raise UserError(f"{path}: expected a JSON object")
     return LabelSpec.from_dict({k: meta[k] for k in ("classes", "palette", "keypoints", "keypoint_flip")
@@ -62,15 +59,22 @@ def spec_from_dataset_json(path: Path) -> LabelSpec:
 
 def _coco_keypoints(path: Path, spec: LabelSpec) -> dict[str, np.ndarray]:
     """``{stem: [K, 3]}`` from a COCO keypoints file (one annotation per image)."""
-    data = json.loads(path.read_text(encoding="utf-8"))
-    names = {img["id"]: Path(img["file_name"]).stem for img in data.get("images", [])}
+    data = read_json(path, "COCO keypoints file")
+    try:
+        names = {img["id"]: Path(img["file_name"]).stem for img in data.get("images", [])}
+        annotations = [(ann["image_id"], np.asarray(ann.get("keypoints", []), np.float64).reshape(-1, 3))
+                       for ann in data.get("annotations", [])]
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise LabelError(path, f"not a COCO keypoints file: 'images' needs 'id' and 'file_name', "
+                               f"'annotations' 'image_id' and x, y, v triples in 'keypoints' ({exc!r})") from None
     out: dict[str, np.ndarray] = {}
-    for ann in data.get("annotations", []):
-        kp = np.asarray(ann.get("keypoints", []), np.float64).reshape(-1, 3)
+    for image_id, kp in annotations:
         if len(kp) != spec.num_keypoints:
-            raise LabelError(path, f"annotation for image id {ann.get('image_id')}: {len(kp)} keypoints, "
+            raise LabelError(path, f"annotation for image id {image_id}: {len(kp)} keypoints, "
                                    f"the spec names {spec.num_keypoints}")
-        out[names[ann["image_id"]]] = kp
+        if image_id not in names:
+            raise LabelError(path, f"annotation for image id {image_id}: no such id in 'images'")
+        out[names[image_id]] = kp
     return out
 
 
@@ -84,7 +88,13 @@ def _image_size(path: Path) -> tuple[int, int]:
 
 def _label_size(path: Path) -> tuple[int, int]:
     if path.suffix.lower() == ".npy":
-        return tuple(np.load(path, mmap_mode="r").shape[:2])  # type: ignore[return-value]
+        try:
+            shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+        except (OSError, ValueError) as exc:
+            raise LabelError(path, f"not a readable .npy mask ({exc})") from None
+        if len(shape) < 2:
+            raise LabelError(path, f"mask has shape {tuple(shape)}; expected [H, W]")
+        return tuple(shape[:2])  # type: ignore[return-value]
     return _image_size(path)
 
 

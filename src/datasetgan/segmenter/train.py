@@ -22,12 +22,13 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from datasetgan.core.config import config_to_dict
 from datasetgan.core.devices import adam_kwargs
-from datasetgan.core.errors import UserError
-from datasetgan.core.fileio import append_jsonl, atomic_path, read_jsonl, write_json
+from datasetgan.core.errors import CheckpointError, UserError
+from datasetgan.core.fileio import append_jsonl, atomic_path, read_json, read_jsonl, write_json
 from datasetgan.core.labels import LabelSpec, frequency_weights_from_counts, read_label_map
 from datasetgan.core.progress import progress
 from datasetgan.segmenter.data import Augment, Item, LabelledImages
@@ -168,18 +169,23 @@ def _save_state(run: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, s
 
 
 def _load_state(run: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, scaler) -> int:
-    meta = json.loads((run / "state" / "state.json").read_text())
-    tensors = load_file(str(run / "state" / "state.safetensors"))
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    state: dict = {}
-    for key, value in tensors.items():
-        if key.startswith("opt."):
-            _, pid, name = key.split(".", 2)
-            state.setdefault(int(pid), {})[name] = value
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-    if scaler is not None and meta.get("scaler"):
-        scaler.load_state_dict(meta["scaler"])
-    return int(meta["epoch"])
+    """Restore what ``_save_state`` wrote; returns the last finished epoch."""
+    meta = read_json(run / "state" / "state.json", "resumable state")
+    try:
+        tensors = load_file(str(run / "state" / "state.safetensors"))
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        state: dict = {}
+        for key, value in tensors.items():
+            if key.startswith("opt."):
+                _, pid, name = key.split(".", 2)
+                state.setdefault(int(pid), {})[name] = value
+        opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        if scaler is not None and meta.get("scaler"):
+            scaler.load_state_dict(meta["scaler"])
+        return int(meta["epoch"])
+    except (SafetensorError, OSError, KeyError, TypeError, ValueError, RuntimeError) as exc:  # damaged or foreign
+        raise CheckpointError(run / "state", f"cannot resume from it ({type(exc).__name__}: {exc}); remove this "
+                                             "folder to start over (the epoch checkpoints stay)") from None
 
 
 def train(items: list[Item], spec: LabelSpec, task: Literal["segmentation", "keypoints"], config: TrainConfig,
@@ -201,7 +207,7 @@ def train(items: list[Item], spec: LabelSpec, task: Literal["segmentation", "key
               "source": source or {}, "num_images": len(items)}
     run_json = run / "run.json"
     if run_json.exists():
-        if not _same_run(json.loads(run_json.read_text()), json.loads(json.dumps(record))):
+        if not _same_run(read_json(run_json, "run description"), json.loads(json.dumps(record))):
             raise UserError(f"--out {run}: holds a run with different settings or data; choose a new folder")
     else:
         run.mkdir(parents=True, exist_ok=True)

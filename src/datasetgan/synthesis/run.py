@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from datasetgan.core.errors import UserError
-from datasetgan.core.fileio import atomic_path, read_jsonl, write_json
+from datasetgan.core.fileio import atomic_path, read_json, read_jsonl, write_json
 from datasetgan.core.images import save_png, to_uint8
 from datasetgan.core.progress import progress
 from datasetgan.generator import Generator
@@ -99,17 +99,25 @@ def _write_candidate(staging: Path, seed: int, image: np.ndarray, pred, i: int, 
     write_json(_record_path(staging, seed), record)
 
 
+def _read_object(path: Path) -> dict:
+    """A JSON object this module wrote; a damaged one is a ``UserError`` naming it."""
+    obj = read_json(path)
+    if not isinstance(obj, dict):
+        raise UserError(f"{path}: expected a JSON object; remove the file (or the folder) and run again")
+    return obj
+
+
 def _check_run(out: Path, key: dict) -> bool:
     """True when ``out`` already holds this exact data set; errors for a different one."""
     done = out / "dataset.json"
     if done.exists():
-        old = json.loads(done.read_text(encoding="utf-8")).get("run")
+        old = _read_object(done).get("run")
         if old != key:
             raise UserError(f"--out {out}: already holds a different data set ({done}); choose another folder")
         return True
     staged = out / STAGING / "run.json"
     if staged.exists():
-        old = json.loads(staged.read_text(encoding="utf-8"))
+        old = _read_object(staged)
         if old != key:
             diff = sorted(k for k in key if key.get(k) != old.get(k))
             raise UserError(f"--out {out}: holds an unfinished run with different settings "
@@ -196,7 +204,7 @@ def _place(src: Path, dst: Path) -> None:
 def finalise(out: Path, interp: Interpreter, config: SynthesisConfig, key: dict,
              generator_checkpoint: str, interpreter_dir: str) -> dict:
     staging = out / STAGING
-    records = [json.loads(_record_path(staging, s).read_text(encoding="utf-8")) for s in config.seeds]
+    records = [_read_object(_record_path(staging, s)) for s in config.seeds]
     kept, dropped = select(records, config.keep_count)
     manifest = []
     for r in kept:
@@ -249,7 +257,7 @@ def synthesize(G: Generator, interp: Interpreter, out: str | Path, config: Synth
     key = run_key(config, generator_fingerprint(G), interp.fingerprint())
     if _check_run(out, key):
         shutil.rmtree(out / STAGING, ignore_errors=True)
-        return json.loads((out / "dataset.json").read_text(encoding="utf-8"))
+        return _read_object(out / "dataset.json")
     staging = out / STAGING
     staging.mkdir(parents=True, exist_ok=True)
     write_json(staging / "run.json", key)
