@@ -239,6 +239,12 @@ def test_damaged_files(tmp_path, tiny_G):
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(CheckpointError, match="cut.pt"):
         load_generator(cut)
+    # Short non-checkpoint files: the legacy unpickler fails on them with KeyError, IndexError, ...
+    for i, junk in enumerate((b"hi\n", b"\x80\x02}q\x00", bytes(range(64)), b"PK\x03\x04junk")):
+        path = tmp_path / f"junk{i}.pt"
+        path.write_bytes(junk)
+        with pytest.raises(CheckpointError, match=f"junk{i}.pt: not a readable torch checkpoint"):
+            load_generator(path)
     empty = tmp_path / "empty.pt"
     empty.write_bytes(b"")
     with pytest.raises(CheckpointError, match="empty"):

@@ -13,6 +13,7 @@ from PIL import Image
 from tests.conftest import make_tiny_generator
 
 from datasetgan.cli import main
+from datasetgan.core.errors import CheckpointError
 from datasetgan.interpreter.artifact import Interpreter
 
 
@@ -57,6 +58,10 @@ def test_train_writes_config_and_weights(samples, tmp_path):
     interp = Interpreter.load(tmp_path / "out")
     assert interp.out_size == (32, 32) and interp.layers[0] == "b4.conv1"
     assert set(interp.model.state_dict()) >= {"w1", "bn1_mean", "w3"}
+    weights = tmp_path / "out" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:200])          # a truncated copy
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: not a readable safetensors file"):
+        Interpreter.load(tmp_path / "out")
 
 
 def test_keypoint_mode_trains_and_synthesizes(samples, tmp_path):

@@ -27,6 +27,9 @@ def test_forward_shape_and_checkpoint_round_trip(tmp_path):
         assert torch.equal(again(x), y)
     with pytest.raises(CheckpointError, match="not a segmenter checkpoint"):
         load_checkpoint(tmp_path)
+    (tmp_path / "ck" / "model.safetensors").write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: not a readable safetensors file"):
+        load_checkpoint(tmp_path / "ck")
     with pytest.raises(UserError, match="--arch"):
         Segmenter(SegmenterConfig(arch="deeplabv3_vgg"))  # type: ignore[arg-type]
 

@@ -1,13 +1,25 @@
-"""Reading a local weights file (pretrained backbones, feature extractors) safely."""
+"""Reading weights files safely: safetensors checkpoints, and local pretrained weights."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from datasetgan.core.errors import CheckpointError, UserError
+
+
+def read_weights(path: str | Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """All tensors of a safetensors file; a missing or damaged file is a ``CheckpointError``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(path, "file not found")
+    try:
+        return load_file(str(path), device=str(device))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(path, f"not a readable safetensors file (truncated or damaged?): {exc}") from None
 
 
 def read_state_dict(path: str | Path, flag: str) -> dict[str, torch.Tensor]:

@@ -20,14 +20,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from datasetgan.core.config import build_config, config_to_dict
 from datasetgan.core.errors import CheckpointError, UserError
 from datasetgan.core.fileio import atomic_path, read_json, write_json
 from datasetgan.core.progress import progress
+from datasetgan.core.weights import read_weights
 from datasetgan.demo.domain import CLASSES, KEYPOINTS
 from datasetgan.demo.render import render_batch
 
@@ -91,8 +91,8 @@ class Annotator(nn.Module):
         meta = read_json(directory / "config.json", "annotator config")
         try:
             model = cls(build_config(AnnotatorConfig, meta["config"]), len(meta["classes"]), len(meta["keypoints"]))
-            model.load_state_dict(load_file(str(directory / "model.safetensors")))
-        except (SafetensorError, KeyError, TypeError, ValueError, RuntimeError) as exc:
+            model.load_state_dict(read_weights(directory / "model.safetensors"))
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise CheckpointError(directory, f"not a readable annotator ({type(exc).__name__}: {exc})") from None
         return model.eval()
 

@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from datasetgan.core.errors import CheckpointError, UserError
 from datasetgan.core.fileio import atomic_path, write_json
+from datasetgan.core.weights import read_weights
 
 FORMAT = "datasetgan.train-gan-snapshot"
 FORMAT_VERSION = 1
@@ -183,7 +184,7 @@ def restore_rng(snapshot: Path, rank: int, device: torch.device) -> dict[str, to
     path = snapshot / f"rng-rank{rank}.safetensors"
     if not path.is_file():
         return None
-    tensors = load_file(str(path))
+    tensors = read_weights(path)
     torch.set_rng_state(tensors["cpu"])
     if device.type == "cuda" and "cuda" in tensors:
         torch.cuda.set_rng_state(tensors["cuda"], device)

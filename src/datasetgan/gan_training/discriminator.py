@@ -21,10 +21,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from datasetgan.core.errors import CheckpointError
 from datasetgan.core.fileio import atomic_path, write_json
+from datasetgan.core.weights import read_weights
 
 _LRELU_GAIN = math.sqrt(2.0)
 
@@ -248,7 +249,7 @@ class Discriminator(torch.nn.Module):
             raw = json.loads((directory / "config.json").read_text())
             raw.pop("class", None)
             config = DiscriminatorConfig(**raw)
-            state = load_file(str(directory / "model.safetensors"), device=str(device))
+            state = read_weights(directory / "model.safetensors", device)
         except (OSError, TypeError, ValueError) as exc:
             raise CheckpointError(directory, f"not a discriminator folder ({exc})") from None
         model = cls(config).to(device)

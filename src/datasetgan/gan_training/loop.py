@@ -24,6 +24,7 @@ from datasetgan.core.devices import adam_kwargs, resolve_device
 from datasetgan.core.errors import UserError
 from datasetgan.core.fileio import append_jsonl, write_json
 from datasetgan.core.images import grid, save_png, to_uint8
+from datasetgan.core.weights import read_weights
 from datasetgan.gan_training import checkpoint as ckpt
 from datasetgan.gan_training import distributed as ddp
 from datasetgan.gan_training.augment import AdaController, AdaptiveAugment, build_augment
@@ -349,17 +350,14 @@ def _check_in_sync(modules: list[torch.nn.Module], info: ddp.DistInfo) -> None:
 
 def _load_snapshot(snapshot: Path, state: dict, G, G_ema, D, opt_G, opt_D, augment, ada, pl_mean, order,
                    info, device) -> tuple[int, int, int]:
-    from safetensors.torch import load_file
-
     from datasetgan.core.errors import CheckpointError
-    from datasetgan.generator.own_format import read_weights
 
     for key, net in (("G", G), ("G_ema", G_ema)):
         tensors = read_weights(snapshot / key / "model.safetensors")
         _load_checked(net, tensors, snapshot / key)
     d_tensors = read_weights(snapshot / "D" / "model.safetensors")
     _load_checked(D, d_tensors, snapshot / "D")
-    opt = load_file(str(snapshot / "optim.safetensors"), device=str(device))
+    opt = read_weights(snapshot / "optim.safetensors", device)
     ckpt.load_optimizer(opt_G, "G", opt, state["optim"]["G"], snapshot)
     ckpt.load_optimizer(opt_D, "D", opt, state["optim"]["D"], snapshot)
     pl_mean.copy_(opt["pl_mean"].reshape([]))

@@ -11,11 +11,11 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from datasetgan.core.errors import CheckpointError, UserError
 from datasetgan.core.fileio import atomic_path, write_json
+from datasetgan.core.weights import read_weights
 from datasetgan.generator.config import GeneratorConfig
 from datasetgan.generator.networks import Generator
 
@@ -71,17 +71,6 @@ def read_config(directory: str | Path) -> GeneratorConfig:
         return GeneratorConfig.from_dict(data["config"])
     except UserError as exc:
         raise CheckpointError(path, f"key 'config': {exc}") from None
-
-
-def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    """All tensors of a safetensors file; a missing or damaged file is a ``CheckpointError``."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(path, "file not found")
-    try:
-        return load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(path, f"not a readable safetensors file (truncated or damaged?): {exc}") from None
 
 
 def load_pretrained(directory: str | Path, device: str | torch.device = "cpu") -> Generator:

@@ -37,7 +37,6 @@ import argparse
 import math
 import pickle
 import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -71,11 +70,16 @@ def _read(path: Path) -> dict:
         # weights_only refusals land here; name the global, drop torch's advice to
         # retry with weights_only=False (which would run the file's code).
         found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        opcode = re.search(r"Unsupported operand (\d+)", str(exc))
+        if opcode and not found:  # not a pickle at all, most likely
+            raise CheckpointError(path, f"not a readable torch checkpoint (truncated or corrupt?): pickle opcode "
+                                        f"{opcode.group(1)} is not one a weights-only load reads") from None
         what = f"pickle references '{found.group(1)}'" if found else "the pickle holds more than tensors and plain data"
         raise CheckpointError(path, f"refusing to load: {what}, which a checkpoint may not contain "
                                     "(only tensors, containers and numbers are read; no code from the file is run)") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise CheckpointError(path, f"not a readable torch checkpoint (truncated or corrupt?): {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged pickle surfaces as many exception types (KeyError, ...)
+        raise CheckpointError(path, f"not a readable torch checkpoint (truncated or corrupt?): "
+                                    f"{type(exc).__name__}: {exc}") from None
     if not isinstance(data, dict):
         raise CheckpointError(path, f"expected a dict with 'g_ema', got a {type(data).__name__}")
     return data

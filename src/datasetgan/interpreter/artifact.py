@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from datasetgan.core.errors import CheckpointError, UserError
 from datasetgan.core.fileio import atomic_path, write_json
 from datasetgan.core.labels import LabelSpec
+from datasetgan.core.weights import read_weights
 from datasetgan.features import FeatureConfig, SelectedFeatures, select_features
 from datasetgan.interpreter.model import EnsembleConfig, EnsembleMLP
 
@@ -102,7 +103,7 @@ class Interpreter:
             e = cfg["ensemble"]
             model = EnsembleMLP(EnsembleConfig(int(e["in_features"]), int(e["num_outputs"]),
                                                int(e["members"]), tuple(int(h) for h in e["hidden"])))
-            state = load_file(str(weights))
+            state = read_weights(weights)
             model.load_state_dict(state)
             feats = cfg["features"]
             return cls(model=model.to(device).eval(), task=cfg["task"],

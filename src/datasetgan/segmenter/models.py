@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from datasetgan.core.config import config_to_dict
 from datasetgan.core.errors import CheckpointError, UserError
 from datasetgan.core.fileio import atomic_path, write_json
 from datasetgan.core.labels import LabelSpec
-from datasetgan.core.weights import read_state_dict
+from datasetgan.core.weights import read_state_dict, read_weights
 from datasetgan.segmenter.decoder import attach_decoder, forward_plus
 from datasetgan.segmenter.keypoints import KEYPOINT_HEADS, KeypointHead
 from datasetgan.segmenter.small_maps import install_shortcuts
@@ -176,8 +176,9 @@ def load_checkpoint(folder: str | Path, device: torch.device | str = "cpu") -> t
     if meta.get("format") != "datasetgan-segmenter":
         raise CheckpointError(cfg_path, "not a datasetgan segmenter checkpoint")
     model = Segmenter(config)
+    state = read_weights(weights)
     try:
-        model.load_state_dict(load_file(str(weights)))
+        model.load_state_dict(state)
     except RuntimeError as exc:
         raise CheckpointError(weights, f"weights do not fit {config.arch} ({str(exc).splitlines()[0]})") from None
     return model.to(device).eval(), spec, meta

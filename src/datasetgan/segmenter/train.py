@@ -22,8 +22,7 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from datasetgan.core.config import config_to_dict
 from datasetgan.core.devices import adam_kwargs
@@ -31,6 +30,7 @@ from datasetgan.core.errors import CheckpointError, UserError
 from datasetgan.core.fileio import append_jsonl, atomic_path, read_json, read_jsonl, write_json
 from datasetgan.core.labels import LabelSpec, frequency_weights_from_counts, read_label_map
 from datasetgan.core.progress import progress
+from datasetgan.core.weights import read_weights
 from datasetgan.segmenter.data import Augment, Item, LabelledImages
 from datasetgan.segmenter.keypoints import KeypointHead, keypoint_loss
 from datasetgan.segmenter.models import (Arch, Decoder, Segmenter, SegmenterConfig, load_backbone_weights,
@@ -172,7 +172,7 @@ def _load_state(run: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, s
     """Restore what ``_save_state`` wrote; returns the last finished epoch."""
     meta = read_json(run / "state" / "state.json", "resumable state")
     try:
-        tensors = load_file(str(run / "state" / "state.safetensors"))
+        tensors = read_weights(run / "state" / "state.safetensors")
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         state: dict = {}
         for key, value in tensors.items():
@@ -183,7 +183,7 @@ def _load_state(run: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, s
         if scaler is not None and meta.get("scaler"):
             scaler.load_state_dict(meta["scaler"])
         return int(meta["epoch"])
-    except (SafetensorError, OSError, KeyError, TypeError, ValueError, RuntimeError) as exc:  # damaged or foreign
+    except (CheckpointError, OSError, KeyError, TypeError, ValueError, RuntimeError) as exc:  # damaged or foreign
         raise CheckpointError(run / "state", f"cannot resume from it ({type(exc).__name__}: {exc}); remove this "
                                              "folder to start over (the epoch checkpoints stay)") from None
 
