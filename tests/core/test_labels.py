@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from datasetgan.core.errors import LabelError, UserError
-from datasetgan.core.labels import (LabelSpec, load_label_spec, match_images_labels, match_labels,
+from datasetgan.core.labels import (IGNORE, LabelSpec, load_label_spec, match_images_labels, match_labels,
                                     read_keypoints, read_label_map)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,6 +53,12 @@ def test_spec_yaml_preset_fasseg():
     ("classes: [a, a]\n", "duplicate class name"),
     ("palette: []\n", "key 'classes'"),
     ("classes: [a]\nkeypoints: [l, r]\nkeypoint_flip: [[l, q]]\n", "'q' is not a keypoint name"),
+    ("classes: [a, b]\nignore_index: 1\n", "key 'ignore_index': 1 must not be a class id; expected 2..255"),
+    ("classes: [a, b]\nignore_index: 256\n", "key 'ignore_index': 256 must not be a class id"),
+    ("classes: [a, b]\nignore_index: void\n", "key 'ignore_index': expected an integer id"),
+    ("classes: [a, b]\npalette: [[0,0,0],[9,9,9]]\nignore_colour: [9, 9, 9]\n",
+     "key 'ignore_colour': [9, 9, 9] is the colour of class 1"),
+    ("classes: [a, b]\nignore_colour: [1, 2]\n", "key 'ignore_colour': expected an [r, g, b] integer triple"),
 ])
 def test_spec_errors_name_file_and_key(tmp_path, text, message):
     p = tmp_path / "bad.yaml"
@@ -114,6 +120,40 @@ def test_size_mismatch_and_ids_outside_spec(tmp_path, spec):
     np.save(tmp_path / "f.npy", ids() + 0.5)
     with pytest.raises(LabelError, match="integer class ids"):
         read_label_map(tmp_path / "f.npy", spec)
+
+
+def test_unlabelled_pixels_read_as_ignore(tmp_path):
+    spec = LabelSpec(classes=("bg", "a", "b"), palette=PALETTE, ignore_index=255, ignore_colour=(255, 255, 255))
+    assert LabelSpec.from_dict(spec.to_dict()) == spec and spec.has_ignore
+    assert "ignore_index" not in LabelSpec(classes=("bg", "a")).to_dict()   # unchanged specs stay as they were
+    expected = ids()
+    expected[0, 0] = expected[2, 3] = IGNORE
+    raw = ids()
+    raw[0, 0] = raw[2, 3] = 255
+    # Id masks: .npy, grey PNG, and an indexed PNG whose entry 255 has its own colour (PASCAL VOC's habit).
+    np.save(tmp_path / "a.npy", raw)
+    Image.fromarray(raw.astype(np.uint8), mode="L").save(tmp_path / "b.png")
+    p = Image.fromarray(raw.astype(np.uint8), mode="P")
+    p.putpalette([v for c in PALETTE for v in c] + [0] * 3 * 252 + [224, 224, 192])
+    p.save(tmp_path / "c.png")
+    # Colour masks: the ignore colour, and an anti-aliased border between it and class a.
+    rgb = np.asarray(PALETTE, np.uint8)[ids()].copy()
+    rgb[0, 0] = rgb[2, 3] = (255, 255, 255)
+    Image.fromarray(rgb).save(tmp_path / "d.png")
+    rgb[2, 3] = (250, 240, 240)
+    Image.fromarray(rgb).save(tmp_path / "e.png")
+    for name in ("a.npy", "b.png", "c.png", "d.png", "e.png"):
+        assert np.array_equal(read_label_map(tmp_path / name, spec), expected), name
+    # Other ids stay errors, and the message says which id is ignored.
+    raw[1, 1] = 7
+    np.save(tmp_path / "f.npy", raw)
+    with pytest.raises(LabelError, match=r"f\.npy: class id 7 \(1 pixels\) is outside .*nor the ignore_index 255"):
+        read_label_map(tmp_path / "f.npy", spec)
+    # Without ignore_index, 255 in an id mask is an error as before, even with an ignore colour.
+    colour_only = LabelSpec(classes=("bg", "a", "b"), palette=PALETTE, ignore_colour=(255, 255, 255))
+    with pytest.raises(LabelError, match="class id 255"):
+        read_label_map(tmp_path / "a.npy", colour_only)
+    assert np.array_equal(read_label_map(tmp_path / "d.png", colour_only), expected)
 
 
 def test_fasseg_masks_load(shared_data):

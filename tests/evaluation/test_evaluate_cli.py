@@ -30,6 +30,31 @@ def test_segmenter_train_then_evaluate_with_cv(tiny_set, tmp_path, capsys):
     assert pred.shape == (40, 36)
 
 
+def test_unlabelled_pixels_are_neither_trained_on_nor_scored(tiny_set, tmp_path):
+    from PIL import Image
+
+    # The left half of every mask is left unlabelled (255), and the spec says so.
+    for path in sorted((tiny_set / "labels").glob("*.png")):
+        mask = np.asarray(Image.open(path)).copy()
+        mask[:, :18] = 255
+        Image.fromarray(mask).save(path)
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text((tiny_set / "spec.yaml").read_text() + "ignore_index: 255\n")
+    common = ["--images", str(tiny_set / "images"), "--labels", str(tiny_set / "labels"), "--spec", str(spec_path)]
+    assert main(["train-segmenter", *common, "--out", str(tmp_path / "run"), "--epochs", "1", "--resolution", "32",
+                 "--batch-size", "2", "--class-weight-power", "0.5", "--quiet", "--device", "cpu"]) == 0
+    stats = json.loads((tmp_path / "run" / "stats.jsonl").read_text().splitlines()[0])
+    assert np.isfinite(stats["loss"])
+    assert main(["evaluate", "--model", str(tmp_path / "run"), *common, "--out", str(tmp_path / "ev"),
+                 "--quiet", "--device", "cpu"]) == 0
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert np.array(metrics["confusion_matrix"]).sum() == 4 * 40 * 18      # only the labelled half
+    # Without the key, 255 is an id outside the spec, as before.
+    assert main(["train-segmenter", "--images", str(tiny_set / "images"), "--labels", str(tiny_set / "labels"),
+                 "--spec", str(tiny_set / "spec.yaml"), "--out", str(tmp_path / "run2"), "--epochs", "1",
+                 "--resolution", "32", "--batch-size", "2", "--quiet", "--device", "cpu"]) == 2
+
+
 def test_keypoints_train_then_evaluate(tiny_set, tmp_path):
     common = ["--images", str(tiny_set / "images"), "--labels", str(tiny_set / "keypoints"),
               "--spec", str(tiny_set / "spec.yaml")]

@@ -22,6 +22,13 @@ def test_confusion_and_iou_by_hand():
     assert M.image_score(cm) == pytest.approx((1 / 3 + 0.5 + 1.0) / 3)
 
 
+def test_ignored_targets_are_not_counted():
+    target = np.array([[0, 255, 1], [1, 255, 2]])
+    pred = np.array([[0, 1, 1], [1, 0, 2]])
+    cm = M.confusion_matrix(pred, target, 3, ignore_index=255)
+    assert cm.tolist() == [[1, 0, 0], [0, 2, 0], [0, 0, 1]] and M.mean_iou(cm) == 1.0
+
+
 def test_iou_accumulates_over_the_split_not_per_image():
     # Image A: class 1 perfect on 1 pixel; image B: class 1 all wrong on 3 pixels.
     a = M.confusion_matrix(np.array([1, 0]), np.array([1, 0]), 2)

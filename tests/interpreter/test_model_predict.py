@@ -138,6 +138,21 @@ def test_speck_threshold_scales_with_the_mask_area():
     assert (labels == 1).sum() == 0
 
 
+def test_unlabelled_pixels_are_never_sampled():
+    import torch
+
+    from datasetgan.core.labels import IGNORE
+    from datasetgan.interpreter.pixels import sample_segmentation_pixels
+
+    mask = torch.zeros(32, 32, dtype=torch.long)
+    mask[8:16, 8:16] = 1
+    mask[:, 20:] = IGNORE
+    for n in (None, 50, 10_000):
+        index, labels = sample_segmentation_pixels(mask, n, 1, torch.Generator().manual_seed(0))
+        assert not (labels == IGNORE).any() and (mask.reshape(-1)[index] == labels).all()
+        assert set(labels.tolist()) == {0, 1}
+
+
 def test_class_weights_make_a_rare_part_win_votes():
     """A part of a few pixels (a pupil at 64x64) loses every vote under the plain loss;
     frequency-weighted cross-entropy (``class_weight_power``) lets the members predict it."""

@@ -64,6 +64,21 @@ def test_train_writes_config_and_weights(samples, tmp_path):
         Interpreter.load(tmp_path / "out")
 
 
+def test_unlabelled_pixels_do_not_train_the_interpreter(samples, tmp_path, capsys):
+    labels = _masks(tmp_path / "L", ["000000", "000001"], value=255)   # rows 10-31 of the right half: 255
+    spec = tmp_path / "spec.yaml"
+    spec.write_text((samples / "spec.yaml").read_text() + "ignore_index: 255\n")
+    argv = ["train-interpreter", "--samples", str(samples / "s"), "--labels", str(labels), "--out",
+            str(tmp_path / "out"), "--device", "cpu", "--quiet", "--members", "2", "--max-steps", "5",
+            "--pixels-per-image", "all", "--allow-unlabelled"]
+    assert main([*argv, "--spec", str(spec)]) == 0
+    cfg = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert cfg["training"]["pixels"] == 2 * (32 * 32 - 22 * 16)
+    assert cfg["label_spec"]["ignore_index"] == 255
+    assert main([*argv, "--spec", str(samples / "spec.yaml"), "--out", str(tmp_path / "out2")]) == 2
+    assert "class id 255" in capsys.readouterr().err
+
+
 def test_keypoint_mode_trains_and_synthesizes(samples, tmp_path):
     labels = tmp_path / "K"
     labels.mkdir()

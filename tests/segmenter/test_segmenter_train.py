@@ -39,6 +39,27 @@ def test_train_checkpoints_and_resume(tiny_set, tmp_path):
               torch.device("cpu"), quiet=True)
 
 
+def test_segmentation_loss_skips_unlabelled_pixels():
+    from datasetgan.core.labels import IGNORE
+    from datasetgan.segmenter.train import segmentation_loss
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 4, 4, requires_grad=True)
+    target = torch.randint(0, 3, (2, 4, 4))
+    weight = torch.tensor([0.5, 1.0, 2.0])
+    masked = target.clone()
+    masked[:, :, :2] = IGNORE
+    keep = masked != IGNORE
+    flat_logits = logits.permute(0, 2, 3, 1)[keep]
+    expected = torch.nn.functional.cross_entropy(flat_logits, target[keep], weight=weight)
+    assert torch.allclose(segmentation_loss(logits, masked, weight, True), expected)
+    assert torch.allclose(segmentation_loss(logits, target, weight, False),
+                          torch.nn.functional.cross_entropy(logits, target, weight=weight))
+    nothing = segmentation_loss(logits, torch.full_like(target, IGNORE), weight, True)   # not NaN
+    nothing.backward()
+    assert nothing.item() == 0.0 and torch.isfinite(logits.grad).all()
+
+
 @pytest.mark.gpu
 def test_amp_training_on_gpu(tiny_set, tmp_path):
     if not torch.cuda.is_available():

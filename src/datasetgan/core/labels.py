@@ -3,9 +3,13 @@
 Formats (see issue 3, "Labels in"):
 
 - **Spec** (YAML or JSON): ``classes`` (names, index = class id), ``palette``
-  (optional ``[r, g, b]`` per class), ``keypoints`` (optional names) and
+  (optional ``[r, g, b]`` per class), ``keypoints`` (optional names),
   ``keypoint_flip`` (optional ``[left, right]`` name pairs that swap under a
-  horizontal flip).
+  horizontal flip), and for masks with unlabelled ("void") pixels
+  ``ignore_index`` (the id such pixels carry in id masks, e.g. 255 as in
+  PASCAL VOC) and/or ``ignore_colour`` (their ``[r, g, b]`` in colour-coded
+  masks). Ignored pixels are read as ``IGNORE`` (255) and take no part in
+  training or scoring.
 - **Label map**: ``<stem>.npy`` (integer ids), an 8-bit grey PNG of ids, an
   indexed ('P') PNG, or a colour-coded RGB PNG mapped through the palette.
   Colour-coded masks drawn with anti-aliasing (FASSEG) carry blends of two
@@ -43,7 +47,10 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 DEFAULT_TOLERANCE = 48.0
 DEFAULT_MAX_OFF_FRACTION = 0.002
 
-_SPEC_KEYS = ("classes", "palette", "keypoints", "keypoint_flip")
+_SPEC_KEYS = ("classes", "palette", "keypoints", "keypoint_flip", "ignore_index", "ignore_colour")
+# The id ``read_label_map`` gives pixels that carry no label (the spec's ignore_index / ignore_colour);
+# every consumer skips it: interpreter pixel sampling, the segmenter's loss, the evaluation's counts.
+IGNORE = 255
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,8 @@ class LabelSpec:
     palette: tuple[tuple[int, int, int], ...] | None = None
     keypoints: tuple[str, ...] | None = None
     keypoint_flip: tuple[tuple[int, int], ...] = ()
+    ignore_index: int | None = None                      # id of unlabelled pixels in id masks
+    ignore_colour: tuple[int, int, int] | None = None    # colour of unlabelled pixels in colour masks
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "classes", tuple(str(c) for c in self.classes))
@@ -70,11 +79,18 @@ class LabelSpec:
         if self.keypoints is not None:
             object.__setattr__(self, "keypoints", tuple(str(k) for k in self.keypoints))
         object.__setattr__(self, "keypoint_flip", tuple((int(a), int(b)) for a, b in self.keypoint_flip))
+        if self.ignore_colour is not None:
+            object.__setattr__(self, "ignore_colour", tuple(int(v) for v in self.ignore_colour))
         _validate(self, "label spec")
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def has_ignore(self) -> bool:
+        """Whether label maps may hold unlabelled pixels (read as ``IGNORE``)."""
+        return self.ignore_index is not None or self.ignore_colour is not None
 
     @property
     def num_keypoints(self) -> int:
@@ -95,11 +111,15 @@ class LabelSpec:
             out["keypoints"] = list(self.keypoints)
             if self.keypoint_flip:
                 out["keypoint_flip"] = [[self.keypoints[a], self.keypoints[b]] for a, b in self.keypoint_flip]
+        if self.ignore_index is not None:
+            out["ignore_index"] = self.ignore_index
+        if self.ignore_colour is not None:
+            out["ignore_colour"] = list(self.ignore_colour)
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "label spec") -> "LabelSpec":
-        """Build from a mapping with keys ``classes``, ``palette``, ``keypoints``, ``keypoint_flip``.
+        """Build from a mapping with the keys of ``_SPEC_KEYS`` (see the module docstring).
 
         ``where`` (usually the file name) prefixes every error.
         """
@@ -138,9 +158,17 @@ class LabelSpec:
                 else:
                     raise LabelError(where, f"key 'keypoint_flip': {name!r} is not a keypoint name")
             flip.append(tuple(idx))
+        ignore_index, ignore_colour = data.get("ignore_index"), data.get("ignore_colour")
+        if ignore_index is not None and (not isinstance(ignore_index, int) or isinstance(ignore_index, bool)):
+            raise LabelError(where, f"key 'ignore_index': expected an integer id, got {ignore_index!r}")
+        if ignore_colour is not None and not (
+                isinstance(ignore_colour, (list, tuple)) and len(ignore_colour) == 3
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in ignore_colour)):
+            raise LabelError(where, f"key 'ignore_colour': expected an [r, g, b] integer triple, got {ignore_colour!r}")
         try:
             return cls(classes=tuple(classes), palette=None if palette is None else tuple(map(tuple, palette)),
-                       keypoints=None if keypoints is None else tuple(keypoints), keypoint_flip=tuple(flip))
+                       keypoints=None if keypoints is None else tuple(keypoints), keypoint_flip=tuple(flip),
+                       ignore_index=ignore_index, ignore_colour=None if ignore_colour is None else tuple(ignore_colour))
         except LabelError as exc:
             raise LabelError(where, str(exc).split(": ", 1)[1]) from None
 
@@ -165,6 +193,18 @@ def _validate(spec: LabelSpec, where: str) -> None:
         seen[colour] = i
     if spec.keypoints is not None and len(set(spec.keypoints)) != len(spec.keypoints):
         raise LabelError(where, "key 'keypoints': duplicate keypoint names")
+    if spec.has_ignore and spec.num_classes > IGNORE:
+        raise LabelError(where, f"at most {IGNORE} classes with 'ignore_index' or 'ignore_colour' "
+                                f"(id {IGNORE} marks unlabelled pixels), got {spec.num_classes}")
+    if spec.ignore_index is not None and not spec.num_classes <= spec.ignore_index <= 255:
+        raise LabelError(where, f"key 'ignore_index': {spec.ignore_index} must not be a class id; expected "
+                                f"{spec.num_classes}..255")
+    if spec.ignore_colour is not None:
+        if any(not 0 <= v <= 255 for v in spec.ignore_colour):
+            raise LabelError(where, f"key 'ignore_colour': {list(spec.ignore_colour)} is not three values in 0..255")
+        if spec.ignore_colour in seen:
+            raise LabelError(where, f"key 'ignore_colour': {list(spec.ignore_colour)} is the colour of class "
+                                    f"{seen[spec.ignore_colour]}")
     used: set[int] = set()
     for a, b in spec.keypoint_flip:
         if not (0 <= a < spec.num_keypoints and 0 <= b < spec.num_keypoints) or a == b or used & {a, b}:
@@ -203,7 +243,8 @@ def save_label_spec(path: str | Path, spec: LabelSpec) -> None:
 def read_label_map(path: str | Path, spec: LabelSpec, size: tuple[int, int] | None = None,
                    tolerance: float = DEFAULT_TOLERANCE,
                    max_off_fraction: float = DEFAULT_MAX_OFF_FRACTION) -> np.ndarray:
-    """Read one label map as class ids, ``[H, W]`` int64.
+    """Read one label map as class ids, ``[H, W]`` int64; unlabelled pixels (the spec's
+    ``ignore_index`` in id masks, ``ignore_colour`` in colour masks) read as ``IGNORE``.
 
     ``size`` is the expected ``(H, W)`` (the image's). Colour-coded pixels
     snap to the nearest palette colour; a pixel is *off-palette* when it lies
@@ -217,19 +258,28 @@ def read_label_map(path: str | Path, spec: LabelSpec, size: tuple[int, int] | No
     if not path.exists():
         raise LabelError(path, "label file not found")
     if path.suffix.lower() == ".npy":
-        labels = _read_npy(path)
+        labels, ignored = _read_npy(path), None
     elif path.suffix.lower() == ".png":
-        labels = _read_png(path, spec, tolerance, max_off_fraction)
+        labels, ignored = _read_png(path, spec, tolerance, max_off_fraction)
     else:
         raise LabelError(path, f"unsupported label format {path.suffix!r} (expected .png or .npy)")
     if size is not None and tuple(labels.shape) != tuple(size):
         raise LabelError(path, f"label is {labels.shape[0]}x{labels.shape[1]} (HxW) but its image is "
                                f"{size[0]}x{size[1]}")
-    if labels.size and (labels.min() < 0 or labels.max() >= spec.num_classes):
-        bad = int(labels.max()) if labels.max() >= spec.num_classes else int(labels.min())
-        count = int((labels == bad).sum())
+    if ignored is None and spec.ignore_index is not None:   # an id mask
+        ignored = labels == spec.ignore_index
+    invalid = (labels < 0) | (labels >= spec.num_classes)
+    if ignored is not None:
+        invalid &= ~ignored
+    if invalid.any():
+        values = labels[invalid]
+        bad = int(values.max()) if values.max() >= spec.num_classes else int(values.min())
+        count = int((values == bad).sum())
+        also = f", nor the ignore_index {spec.ignore_index}" if spec.ignore_index is not None else ""
         raise LabelError(path, f"class id {bad} ({count} pixels) is outside the spec's "
-                               f"{spec.num_classes} classes (0..{spec.num_classes - 1})")
+                               f"{spec.num_classes} classes (0..{spec.num_classes - 1}{also})")
+    if ignored is not None:
+        labels[ignored] = IGNORE
     return labels
 
 
@@ -252,7 +302,10 @@ def _read_npy(path: Path) -> np.ndarray:
     return arr.astype(np.int64)
 
 
-def _read_png(path: Path, spec: LabelSpec, tolerance: float, max_off_fraction: float) -> np.ndarray:
+def _read_png(path: Path, spec: LabelSpec, tolerance: float,
+              max_off_fraction: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(ids [H, W] int64, ignored [H, W] bool)``; ``ignored`` is None for masks of ids (grey,
+    or indexed with the spec's palette or a grey ramp), where ``ignore_index`` applies instead."""
     try:
         image = Image.open(path)
         image.load()
@@ -262,23 +315,25 @@ def _read_png(path: Path, spec: LabelSpec, tolerance: float, max_off_fraction: f
     if mode in ("L", "I", "I;16", "1", "LA"):
         if mode == "LA":
             image = image.getchannel(0)
-        return np.asarray(image).astype(np.int64)
+        return np.asarray(image).astype(np.int64), None
     if mode == "P":
         indices = np.asarray(image).astype(np.int64)
         file_palette = np.asarray(image.getpalette() or [], np.int64).reshape(-1, 3)
         used = np.unique(indices)
         spec_palette = np.asarray(spec.palette, np.int64).reshape(-1, 3)
         if used.max(initial=0) < len(file_palette):
-            colours = file_palette[used]
+            # The ignore_index's own entry may hold any colour (PASCAL VOC: 255 is (224, 224, 192)).
+            classes = used[used != spec.ignore_index]
+            colours = file_palette[classes]
             # The file's palette agrees with the spec's at every index in use: the indices are class ids.
-            if used.max(initial=0) < len(spec_palette) and np.array_equal(colours, spec_palette[used]):
-                return indices
+            if classes.max(initial=0) < len(spec_palette) and np.array_equal(colours, spec_palette[classes]):
+                return indices, None
             # A plain grey ramp (i, i, i) carries no colour meaning: the indices are class ids.
-            if np.array_equal(colours, np.repeat(used[:, None], 3, axis=1)):
-                return indices
+            if np.array_equal(colours, np.repeat(classes[:, None], 3, axis=1)):
+                return indices, None
             rgb = file_palette[indices]
         else:
-            return indices
+            return indices, None
         return _snap_colours(path, rgb.astype(np.uint8), spec, tolerance, max_off_fraction)
     rgb = np.asarray(image.convert("RGB"))
     return _snap_colours(path, rgb, spec, tolerance, max_off_fraction)
@@ -295,7 +350,9 @@ def _blend_distance(colours: np.ndarray, palette: np.ndarray) -> np.ndarray:
 
 
 def _snap_colours(path: Path, rgb: np.ndarray, spec: LabelSpec, tolerance: float,
-                  max_off_fraction: float) -> np.ndarray:
+                  max_off_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Colour-coded ``rgb [H, W, 3]`` -> ``(class ids, ignored)``: each pixel snaps to the nearest
+    palette colour or the ``ignore_colour`` (anti-aliased borders lie between two of them)."""
     if spec.num_classes == 0:
         raise LabelError(path, "the label spec has no classes to map colours to")
     h, w = rgb.shape[:2]
@@ -306,7 +363,7 @@ def _snap_colours(path: Path, rgb: np.ndarray, spec: LabelSpec, tolerance: float
     keys, inverse, counts = np.unique(packed, return_inverse=True, return_counts=True)
     inverse = inverse.reshape(-1)
     colours = np.stack([keys >> 16, (keys >> 8) & 255, keys & 255], axis=1)
-    palette = np.asarray(spec.palette, np.float64)
+    palette = np.asarray(list(spec.palette) + ([spec.ignore_colour] if spec.ignore_colour else []), np.float64)
     c = colours.astype(np.float64)
     nearest = np.sqrt(((c[:, None, :] - palette[None]) ** 2).sum(-1)).argmin(1)
     off = _blend_distance(c, palette) > tolerance
@@ -315,8 +372,12 @@ def _snap_colours(path: Path, rgb: np.ndarray, spec: LabelSpec, tolerance: float
         worst = np.flatnonzero(off)[np.argmax(counts[off])]
         raise LabelError(path, f"{off_count} of {flat.shape[0]} pixels have colours that are not in the spec's "
                                f"palette (beyond tolerance {tolerance:g}), e.g. {colours[worst].tolist()} on "
-                               f"{int(counts[worst])} pixels; palette: {[list(p) for p in spec.palette]}")
-    return nearest[inverse].reshape(h, w).astype(np.int64)
+                               f"{int(counts[worst])} pixels; palette: {[list(p) for p in spec.palette]}"
+                               + (f", ignore_colour {list(spec.ignore_colour)}" if spec.ignore_colour else ""))
+    ids = nearest[inverse].reshape(h, w).astype(np.int64)
+    ignored = ids == spec.num_classes    # the ignore colour's row of the extended palette
+    ids[ignored] = IGNORE
+    return ids, ignored
 
 
 # ----------------------------------------------------------------------------- keypoints

@@ -17,7 +17,7 @@ from PIL import Image
 
 from datasetgan.core.errors import CheckpointError, UserError
 from datasetgan.core.images import save_png
-from datasetgan.core.labels import LabelSpec, read_label_map
+from datasetgan.core.labels import IGNORE, LabelSpec, read_label_map
 from datasetgan.core.progress import progress
 from datasetgan.evaluation import metrics as M
 from datasetgan.evaluation.cv import cross_validate, kfold_splits, most_chosen, summarize
@@ -151,7 +151,8 @@ def evaluate(model_path: str | Path, items: list[Item], spec: LabelSpec, device:
         model, _, _ = load_checkpoint(ckpt, device)
         if task == "segmentation":
             preds = last_preds = predict_segmentation(model, test, device, batch_size)
-            cms = np.stack([M.confusion_matrix(p, t, spec.num_classes) for p, t in zip(preds, test.labels)])
+            ignore = IGNORE if spec.has_ignore else None
+            cms = np.stack([M.confusion_matrix(p, t, spec.num_classes, ignore) for p, t in zip(preds, test.labels)])
             per_ckpt.append(cms)
         else:
             per_ckpt.append(predict_keypoints(model, test, device, batch_size))

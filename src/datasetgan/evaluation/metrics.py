@@ -12,14 +12,20 @@ from __future__ import annotations
 import numpy as np
 
 
-def confusion_matrix(pred: np.ndarray, target: np.ndarray, num_classes: int) -> np.ndarray:
+def confusion_matrix(pred: np.ndarray, target: np.ndarray, num_classes: int,
+                     ignore_index: int | None = None) -> np.ndarray:
     """``[C, C]`` int64 counts; rows = true class, columns = predicted class.
 
-    ``pred`` and ``target`` are integer arrays of one shape with ids in ``[0, C)``.
+    ``pred`` and ``target`` are integer arrays of one shape with ids in ``[0, C)``;
+    pixels whose target is ``ignore_index`` are not counted.
     """
     if pred.shape != target.shape:
         raise ValueError(f"prediction {pred.shape} and label {target.shape} differ in shape")
-    idx = target.astype(np.int64).ravel() * num_classes + pred.astype(np.int64).ravel()
+    target, pred = target.astype(np.int64).ravel(), pred.astype(np.int64).ravel()
+    if ignore_index is not None:
+        keep = target != ignore_index
+        target, pred = target[keep], pred[keep]
+    idx = target * num_classes + pred
     return np.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import torch
 
+from datasetgan.core.labels import IGNORE
+
 
 def _take(candidates: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
     if k >= candidates.numel():
@@ -33,10 +35,11 @@ def _fill(chosen: list[torch.Tensor], pool: torch.Tensor, n: int, size: int,
 
 def sample_segmentation_pixels(label_map: torch.Tensor, n: int | None, min_class_pixels: int,
                                gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """label_map ``[H, W]`` int64 -> flat pixel indices ``[P]`` and their labels ``[P]``."""
+    """label_map ``[H, W]`` int64 (``IGNORE`` where unlabelled) -> flat pixel indices ``[P]`` and their labels ``[P]``."""
     flat = label_map.reshape(-1).long()
     counts = torch.bincount(flat)
     present = torch.nonzero(counts >= max(1, min_class_pixels)).flatten()
+    present = present[present != IGNORE]          # unlabelled pixels are never sampled
     usable = torch.isin(flat, present)
     pool = torch.nonzero(usable).flatten()
     if n is None or n >= pool.numel():

@@ -28,7 +28,7 @@ from datasetgan.core.config import config_to_dict
 from datasetgan.core.devices import adam_kwargs
 from datasetgan.core.errors import CheckpointError, UserError
 from datasetgan.core.fileio import append_jsonl, atomic_path, read_json, read_jsonl, write_json
-from datasetgan.core.labels import LabelSpec, frequency_weights_from_counts, read_label_map
+from datasetgan.core.labels import IGNORE, LabelSpec, frequency_weights_from_counts, read_label_map
 from datasetgan.core.progress import progress
 from datasetgan.core.weights import read_weights
 from datasetgan.segmenter.data import Augment, Item, LabelledImages
@@ -105,8 +105,19 @@ def frequency_weights(items: list[Item], spec: LabelSpec, power: float, quiet: b
     counts = np.zeros(spec.num_classes, np.float64)
     for i, item in enumerate(progress(items, desc="class frequencies", unit="img", disable=quiet or None)):
         labels = data.decoded(i)[1] if data is not None else read_label_map(item.label, spec)
-        counts += np.bincount(labels.ravel(), minlength=spec.num_classes)
+        counts += np.bincount(labels.ravel(), minlength=spec.num_classes)[:spec.num_classes]  # not IGNORE
     return torch.tensor(frequency_weights_from_counts(counts, power), dtype=torch.float32)
+
+
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
+                      has_ignore: bool) -> torch.Tensor:
+    """Weighted cross-entropy of ``logits [N, C, H, W]`` against ``target [N, H, W]``; with
+    ``has_ignore``, pixels labelled ``IGNORE`` do not count (a batch of them alone gives 0)."""
+    if not has_ignore:
+        return F.cross_entropy(logits.float(), target, weight=weight)
+    if bool((target == IGNORE).all()):
+        return logits.float().sum() * 0.0
+    return F.cross_entropy(logits.float(), target, weight=weight, ignore_index=IGNORE)
 
 
 def epoch_dir(run: Path, epoch: int) -> Path:
@@ -253,7 +264,7 @@ def train(items: list[Item], spec: LabelSpec, task: Literal["segmentation", "key
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                 out = model(x)
             if task == "segmentation":
-                loss = F.cross_entropy(out.float(), batch["target"].to(device), weight=class_weights)
+                loss = segmentation_loss(out, batch["target"].to(device), class_weights, spec.has_ignore)
             else:
                 loss = keypoint_loss(out, batch["keypoints"].to(device), config.keypoint_head,
                                      config.heatmap_sigma, config.keypoint_reg)
