@@ -35,6 +35,24 @@ def test_import_helen_writes_readable_labels(shared_data, tmp_path):
     assert len(json.loads(label.read_text())) == 29
 
 
+def test_damaged_helen_mat_is_named(tmp_path):
+    import pytest
+    from scipy.io import savemat
+
+    from datasetgan.core.errors import UserError
+
+    (tmp_path / "img").mkdir()
+    (tmp_path / "helen.mat").write_bytes(b"MATLAB 5.0 MAT-file, cut short")
+    with pytest.raises(UserError, match=r"helen\.mat: not a readable MATLAB file"):
+        helen_items(tmp_path)
+    savemat(tmp_path / "helen.mat", {"imgs": np.array([1, 2]), "Pts": np.array([3, 4])})
+    with pytest.raises(UserError, match=r"helen\.mat: points of 1 have shape \(\), expected \(2, 29\)"):
+        helen_items(tmp_path)
+    savemat(tmp_path / "helen.mat", {"imgs": np.array([1])})
+    with pytest.raises(UserError, match="expected the variables 'imgs' and 'Pts'"):
+        helen_items(tmp_path)
+
+
 def test_face_crop_moves_keypoints_with_the_pixels(tmp_path):
     from PIL import Image
 

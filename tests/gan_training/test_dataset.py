@@ -63,6 +63,9 @@ def test_bad_inputs(tmp_path):
     (tmp_path / "file.txt").write_text("x")
     with pytest.raises(UserError, match="not a folder or a .zip"):
         load_dataset(tmp_path / "file.txt", 16)
+    (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(UserError, match=r"broken\.zip: not a readable \.zip archive"):
+        load_dataset(tmp_path / "broken.zip", 16)
 
 
 def test_data_order_is_a_function_of_seed_epoch_and_position():

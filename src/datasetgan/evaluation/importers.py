@@ -51,11 +51,17 @@ def helen_items(root: str | Path) -> tuple[list[Item], LabelSpec]:
     mat = root / "helen.mat"
     if not mat.exists():
         raise UserError(f"{mat}: Helen annotation file not found")
-    data = loadmat(str(mat))
+    try:
+        data = loadmat(str(mat))
+    except Exception as exc:  # noqa: BLE001 - scipy's reader fails in many ways (IndexError on a short file)
+        raise UserError(f"{mat}: not a readable MATLAB file ({type(exc).__name__}: {exc})") from None
     if "imgs" not in data or "Pts" not in data:
         raise UserError(f"{mat}: expected the variables 'imgs' and 'Pts'")
-    names = [str(np.asarray(a).ravel()[0]) for a in data["imgs"].ravel()]
-    pts = [np.asarray(p, np.float64) for p in data["Pts"].ravel()]
+    try:
+        names = [str(np.asarray(a).ravel()[0]) for a in data["imgs"].ravel()]
+        pts = [np.asarray(p, np.float64) for p in data["Pts"].ravel()]
+    except (IndexError, TypeError, ValueError) as exc:
+        raise UserError(f"{mat}: 'imgs' must hold file names and 'Pts' 2x29 point arrays ({exc})") from None
     if len(names) != len(pts):
         raise UserError(f"{mat}: {len(names)} image names but {len(pts)} point sets")
     items = []

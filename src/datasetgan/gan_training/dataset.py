@@ -82,7 +82,8 @@ def _list_sources(path: Path) -> tuple[list[str], Callable[[str], bytes], Callab
                                                      for part in Path(i.filename).parts))
         return names, zf.read, zf.close
     if path.is_file():
-        raise UserError(f"--data {path}: not a folder or a .zip file")
+        what = "not a readable .zip archive" if path.suffix.lower() == ".zip" else "not a folder or a .zip file"
+        raise UserError(f"--data {path}: {what}")
     raise UserError(f"--data {path}: not found")
 
 
