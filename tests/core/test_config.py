@@ -35,3 +35,20 @@ def test_bad_type_names_flag():
         build_config(Toy, None, {"members": "many"})
     with pytest.raises(UserError, match="--mode"):
         build_config(Toy, None, {"mode": "cubic"})
+
+
+def test_numbers_must_be_finite(tmp_path):
+    import argparse
+
+    from datasetgan.core.config import finite_float
+
+    preset = tmp_path / "p.yaml"
+    preset.write_text("lr: .nan\n")
+    with pytest.raises(UserError, match=r"p.yaml: key 'lr': expected a finite number"):
+        build_config(Toy, preset)
+    with pytest.raises(UserError, match="--lr: expected a finite number"):
+        build_config(Toy, None, {"lr": float("inf")})
+    assert finite_float("0.7") == 0.7 and finite_float("-1e-3") == -1e-3
+    for text in ("nan", "inf", "-Infinity", "abc"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            finite_float(text)

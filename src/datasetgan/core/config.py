@@ -7,8 +7,10 @@ key and type, naming the file or flag at fault.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
+import math
 import types
 import typing
 from pathlib import Path
@@ -19,6 +21,17 @@ import yaml
 from datasetgan.core.errors import UserError
 
 C = TypeVar("C")
+
+
+def finite_float(text: str) -> float:
+    """``argparse`` type for number flags: ``float()`` without its ``nan`` and ``inf``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
 
 
 def read_mapping(path: str | Path) -> dict:
@@ -73,9 +86,9 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             return value
         raise UserError(f"{where}: expected an integer, got {value!r}")
     if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             return float(value)
-        raise UserError(f"{where}: expected a number, got {value!r}")
+        raise UserError(f"{where}: expected a finite number, got {value!r}")
     if hint is str:
         if isinstance(value, str):
             return value

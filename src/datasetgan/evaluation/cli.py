@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from datasetgan.core.config import finite_float
 from datasetgan.core.devices import resolve_device
 from datasetgan.core.errors import UserError
 from datasetgan.segmenter.data import collect_items
@@ -38,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     h.add_argument("--out", required=True, metavar="DIR")
     h.add_argument("--subset", choices=("all", "pool", "test"), default="all",
                    help="pool = first 248 by name, test = last 100 (default: all)")
-    h.add_argument("--crop", type=float, default=None, metavar="S",
+    h.add_argument("--crop", type=finite_float, default=None, metavar="S",
                    help="frame faces like UTKFace: a square of S x the larger side of the keypoints' bounding "
                         "box (e.g. 1.5), written as PNG (default: copy the photos uncropped)")
     h.add_argument("--resolution", type=int, default=None, metavar="R", help="with --crop: resize crops to R x R")

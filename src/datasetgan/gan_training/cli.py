@@ -8,7 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from datasetgan.core.config import build_config, config_to_dict, read_mapping
+from datasetgan.core.config import build_config, config_to_dict, finite_float, read_mapping
 from datasetgan.core.errors import CheckpointError, UserError
 from datasetgan.gan_training.config import ARCHITECTURE_FIELDS, TrainConfig, architecture_of, check_config, resolve
 
@@ -32,34 +32,34 @@ def register(subparsers) -> None:
     p.add_argument("--data", help="folder (searched recursively) or .zip of images in any format PIL reads")
     p.add_argument("--resolution", type=int, help="output side, a power of two >= 8 (images are centre-cropped and resized)")
     p.add_argument("--out", default=None, help="parent folder of the numbered run folders (default: runs)")
-    p.add_argument("--kimg", type=float, help="train length in thousands of images shown to D (fractions allowed)")
+    p.add_argument("--kimg", type=finite_float, help="train length in thousands of images shown to D (fractions allowed)")
     p.add_argument("--batch", type=int, help="global batch size (default 32)")
     p.add_argument("--batch-gpu", type=int, help="per-process chunk for gradient accumulation")
-    p.add_argument("--gamma", type=float, help="R1 weight (default: 0.0002 * R^2 / batch)")
+    p.add_argument("--gamma", type=finite_float, help="R1 weight (default: 0.0002 * R^2 / batch)")
     p.add_argument("--aug", choices=["ada", "diffaug", "none"], help="augmentation (default ada)")
-    p.add_argument("--aug-p", type=float, help="initial ADA probability")
-    p.add_argument("--ada-target", type=float, help="ADA target for E[sign(D(real))] (default 0.6; 0 keeps p fixed)")
-    p.add_argument("--ada-kimg", type=float, help="ADA speed: p can go 0 -> 1 in this many kimg (default 500; "
+    p.add_argument("--aug-p", type=finite_float, help="initial ADA probability")
+    p.add_argument("--ada-target", type=finite_float, help="ADA target for E[sign(D(real))] (default 0.6; 0 keeps p fixed)")
+    p.add_argument("--ada-kimg", type=finite_float, help="ADA speed: p can go 0 -> 1 in this many kimg (default 500; "
                                                 "lower it for short runs)")
     p.add_argument("--mirror", action="store_true", default=None, help="add x-flipped copies of the images")
     p.add_argument("--channel-base", type=int, help="channels at resolution r: min(base / r, max) (default 16384)")
     p.add_argument("--channel-max", type=int, help="(default 512)")
     p.add_argument("--map-depth", type=int, help="mapping network depth (default 8)")
-    p.add_argument("--ema-kimg", type=float, help="G_ema half-life in kimg (default batch * 10 / 32)")
-    p.add_argument("--lr", type=float, help="Adam learning rate for G and D (default 0.0025)")
+    p.add_argument("--ema-kimg", type=finite_float, help="G_ema half-life in kimg (default batch * 10 / 32)")
+    p.add_argument("--lr", type=finite_float, help="Adam learning rate for G and D (default 0.0025)")
     p.add_argument("--z-dim", type=int, help="latent z size (default 512)")
     p.add_argument("--w-dim", type=int, help="latent w size (default 512)")
-    p.add_argument("--pl-weight", type=float, help="path-length regularisation weight (default 0 = off; NVIDIA: 2)")
+    p.add_argument("--pl-weight", type=finite_float, help="path-length regularisation weight (default 0 = off; NVIDIA: 2)")
     p.add_argument("--num-fp16-res", type=int, help="NVIDIA-style fp16 blocks at the N highest resolutions (CUDA)")
-    p.add_argument("--conv-clamp", type=float, help="clamp conv outputs (256 with fp16 blocks)")
+    p.add_argument("--conv-clamp", type=finite_float, help="clamp conv outputs (256 with fp16 blocks)")
     p.add_argument("--precision", choices=["auto", "bf16", "fp32"], help="auto: bf16 autocast on CUDA, fp32 on CPU")
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the main forward passes")
     p.add_argument("--seed", type=int, help="seed for initialisation, data order and training noise")
     p.add_argument("--name", help="run name after the number (default: <data name>-<resolution>)")
-    p.add_argument("--tick-kimg", type=float, help="log and stats every N kimg (default 4)")
-    p.add_argument("--tick-minutes", type=float, help="... or after N minutes, whichever first (default 5)")
+    p.add_argument("--tick-kimg", type=finite_float, help="log and stats every N kimg (default 4)")
+    p.add_argument("--tick-minutes", type=finite_float, help="... or after N minutes, whichever first (default 5)")
     p.add_argument("--snap-ticks", type=int, help="snapshot every N ticks (default 50; always at the end)")
-    p.add_argument("--snap-minutes", type=float, help="... or at the first tick N minutes after the last one (default 30)")
+    p.add_argument("--snap-minutes", type=finite_float, help="... or at the first tick N minutes after the last one (default 30)")
     p.add_argument("--image-ticks", type=int, help="sample grid every N ticks (default 10)")
     p.add_argument("--keep-snapshots", type=int, help="keep only the newest N snapshots (default: all)")
     p.add_argument("--metrics", help="'fid,kid' at the end of training (needs --metrics-weights), or 'none'")

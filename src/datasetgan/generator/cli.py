@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from datasetgan.core.config import finite_float
 from datasetgan.core.devices import resolve_device
 from datasetgan.core.errors import UserError
 from datasetgan.core.fileio import atomic_path, write_json, write_text
@@ -44,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", required=True, metavar="CKPT",
                    help="own-format folder, train-gan snapshot folder, NVIDIA .pkl or rosinality .pt")
     p.add_argument("--seeds", required=True, help="seed list, e.g. 0-31 or 1,5,9")
-    p.add_argument("--truncation", type=float, default=0.7, metavar="PSI",
+    p.add_argument("--truncation", type=finite_float, default=0.7, metavar="PSI",
                    help="truncation psi (default 0.7; 1.0 = none)")
     p.add_argument("--truncation-cutoff", type=int, default=None, metavar="N",
                    help="truncate only the first N ws (default: all)")

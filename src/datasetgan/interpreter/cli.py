@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from datasetgan.core.config import build_config, config_to_dict
+from datasetgan.core.config import build_config, config_to_dict, finite_float
 from datasetgan.core.devices import resolve_device
 from datasetgan.core.errors import UserError
 from datasetgan.core.labels import load_label_spec
@@ -45,14 +45,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--min-class-pixels", type=int, metavar="N",
                    help="ignore a class in a mask where it covers fewer than N pixels (default: 20 per "
                         "512x512, scaled to the mask's area)")
-    p.add_argument("--class-weight-power", type=float, metavar="P",
+    p.add_argument("--class-weight-power", type=finite_float, metavar="P",
                    help="segmentation: weight each class by its share of the training pixels ** -P "
                         "(default 0, the reference's plain cross-entropy; 0.5 helps parts of a few pixels)")
     p.add_argument("--max-steps", type=int, help="stop after this many batches (smoke runs, benchmarks)")
     p.add_argument("--layers", help="comma-separated feature taps or resolutions (default: all)")
     p.add_argument("--upsample", choices=["bilinear", "nearest"])
     p.add_argument("--feature-dtype", choices=["float16", "float32"])
-    p.add_argument("--heatmap-sigma", type=float, help="keypoints: Gaussian target sigma in pixels (default 2)")
+    p.add_argument("--heatmap-sigma", type=finite_float, help="keypoints: Gaussian target sigma in pixels (default 2)")
     p.add_argument("--allow-unlabelled", action="store_true",
                    help="skip samples without a label file (default: that is an error naming them)")
     p.add_argument("--seed", type=int)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from datasetgan.core.config import build_config
+from datasetgan.core.config import build_config, finite_float
 from datasetgan.core.devices import resolve_device
 from datasetgan.segmenter.data import collect_items
 from datasetgan.segmenter.keypoints import KEYPOINT_HEADS
@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="local ImageNet classifier weights for the backbone (.pth or .safetensors)")
         p.add_argument("--epochs", type=int, help="default: 20")
         p.add_argument("--batch-size", type=int, help="default: 8")
-        p.add_argument("--lr", type=float, help="Adam learning rate (default: 1e-3)")
+        p.add_argument("--lr", type=finite_float, help="Adam learning rate (default: 1e-3)")
         p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=None,
                        help="constant (default) or cosine: per-step decay from --lr to 0 over --epochs")
         p.add_argument("--output-stride", type=int, choices=(8, 16), default=None,
@@ -45,24 +45,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             "depthwise-separable convolutions (the paper's; cheaper)")
         p.add_argument("--resolution", type=int, help="square training side in pixels (default: 128)")
         p.add_argument("--no-flip", dest="flip", action="store_false", default=None, help="no horizontal flips")
-        p.add_argument("--crop-min", type=float, help="smallest random crop side, fraction of the image (0.7)")
-        p.add_argument("--zoom-out", type=float, metavar="S",
+        p.add_argument("--crop-min", type=finite_float, help="smallest random crop side, fraction of the image (0.7)")
+        p.add_argument("--zoom-out", type=finite_float, metavar="S",
                        help="largest random box side, fraction of the image (default 1 = crops only); e.g. 1.6 "
                             "also shrinks the image to as little as 1/1.6 inside a margin of repeated border "
                             "pixels, for test objects smaller than the training ones")
-        p.add_argument("--jitter", type=float, help="colour jitter strength (0.2; 0 = off)")
+        p.add_argument("--jitter", type=finite_float, help="colour jitter strength (0.2; 0 = off)")
         if task == "segmentation":
-            p.add_argument("--class-weight-power", type=float, metavar="P",
+            p.add_argument("--class-weight-power", type=finite_float, metavar="P",
                            help="weight each class's loss by its pixel frequency ** -P (default 0 = unweighted; "
                                 "0.5 helps thin, rare parts)")
         if task == "keypoints":
             p.add_argument("--keypoint-head", choices=KEYPOINT_HEADS, default=None,
                            help="integral (default): soft-argmax with an L1 pixel loss; heatmap: the legacy "
                                 "Gaussian-heatmap MSE with arg-max decoding")
-            p.add_argument("--heatmap-sigma", type=float,
+            p.add_argument("--heatmap-sigma", type=finite_float,
                            help="Gaussian sigma in pixels at --resolution: the integral head's regulariser "
                                 "target, or the heatmap head's target (default: 2)")
-            p.add_argument("--keypoint-reg", type=float, metavar="W",
+            p.add_argument("--keypoint-reg", type=finite_float, metavar="W",
                            help="weight of the integral head's Gaussian cross-entropy term (default: 0.1)")
         p.add_argument("--bn-recalibrate", type=int, metavar="N",
                        help="re-estimate BatchNorm statistics on N training images before each checkpoint "

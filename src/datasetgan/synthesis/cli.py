@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from datasetgan.core.config import finite_float
 from datasetgan.core.devices import resolve_device
 from datasetgan.generator import load_generator
 from datasetgan.interpreter.artifact import Interpreter
@@ -21,10 +22,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--n", required=True, type=int, help="number of candidate seeds")
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--seed-start", type=int, default=0, help="first seed (seeds mean what they mean in `sample`)")
-    p.add_argument("--truncation", type=float, default=0.7, metavar="PSI", help="default 0.7")
+    p.add_argument("--truncation", type=finite_float, default=0.7, metavar="PSI", help="default 0.7")
     p.add_argument("--truncation-cutoff", type=int, default=None, metavar="N",
                    help="truncate only the first N ws (default: all, as `sample`)")
-    p.add_argument("--drop-uncertain", type=float, default=0.1, metavar="FRACTION",
+    p.add_argument("--drop-uncertain", type=finite_float, default=0.1, metavar="FRACTION",
                    help="fraction of the most uncertain samples to drop (default 0.1)")
     p.add_argument("--batch-size", type=int, default=8,
                    help="seeds per generator call (default 8; padded to at least 2). The data set is the same "
