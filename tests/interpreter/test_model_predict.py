@@ -186,3 +186,17 @@ def test_class_weights_make_a_rare_part_win_votes():
 
     plain, weighted = recall(0.0), recall(1.0)
     assert plain < 0.3 and weighted > plain + 0.3, (plain, weighted)
+
+
+def test_bad_settings_name_the_flag_or_the_preset_key():
+    from datasetgan.core.errors import UserError
+    from datasetgan.interpreter.config import InterpreterConfig
+
+    with pytest.raises(UserError, match=r"^--members 0: must be >= 1$"):
+        InterpreterConfig(members=0)
+    with pytest.raises(UserError, match=r"^key 'batch_size' \(--config\) 1: must be >= 2$"):
+        InterpreterConfig(batch_size=1)
+    with pytest.raises(UserError, match=r"^key 'lr' \(--config\) 0.0: must be > 0$"):
+        InterpreterConfig(lr=0.0)
+    with pytest.raises(UserError, match=r"^--heatmap-sigma -1.0: must be > 0$"):
+        InterpreterConfig(heatmap_sigma=-1.0)

@@ -162,6 +162,13 @@ def test_zoom_out_out_of_range_is_refused(tiny_set, tmp_path, capsys):
     code = main(["train-segmenter", "--images", str(tiny_set / "images"), "--labels", str(tiny_set / "labels"),
                  "--spec", str(tiny_set / "spec.yaml"), "--out", str(tmp_path / "run"), "--zoom-out", "2.5"])
     assert code != 0 and "--zoom-out" in capsys.readouterr().err
+    argv = ["train-segmenter", "--images", str(tiny_set / "images"), "--labels", str(tiny_set / "labels"),
+            "--spec", str(tiny_set / "spec.yaml"), "--out", str(tmp_path / "run")]
+    assert main([*argv, "--lr", "0"]) == 2 and "--lr 0.0: must be > 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):                       # argparse's own refusal
+        main([*argv, "--lr", "nan"])
+    assert "--lr: expected a finite number, got 'nan'" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_decoded_cache_changes_nothing_and_respects_its_budget(tmp_path):

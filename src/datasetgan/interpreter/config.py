@@ -49,12 +49,23 @@ class InterpreterConfig:
                   ("min_epochs", self.min_epochs, 0), ("min_class_pixels", self.min_class_pixels or 0, 0)]
         for name, value, low in checks:
             if value < low:
-                raise UserError(f"--{name.replace('_', '-')} {value}: must be >= {low}")
+                raise UserError(f"{_setting(name)} {value}: must be >= {low}")
         if self.pixels_per_image is not None and self.pixels_per_image < 1:
             raise UserError(f"--pixels-per-image {self.pixels_per_image}: must be >= 1 or 'all'")
         if self.max_steps is not None and self.max_steps < 1:
             raise UserError(f"--max-steps {self.max_steps}: must be >= 1")
         if not 0 <= self.class_weight_power <= 2:
             raise UserError(f"--class-weight-power {self.class_weight_power}: must be in [0, 2]")
-        if self.lr <= 0 or self.heatmap_sigma <= 0:
-            raise UserError("--lr and --heatmap-sigma must be > 0")
+        for name in ("lr", "heatmap_sigma"):
+            if getattr(self, name) <= 0:
+                raise UserError(f"{_setting(name)} {getattr(self, name)}: must be > 0")
+
+
+# Settings that train-interpreter takes as flags; the others come from a --config preset only.
+_FLAGS = ("members", "pixels_per_image", "max_epochs", "min_class_pixels", "class_weight_power", "max_steps",
+          "heatmap_sigma")
+
+
+def _setting(name: str) -> str:
+    """How a user sets ``name``: ``--flag``, or the preset key."""
+    return f"--{name.replace('_', '-')}" if name in _FLAGS else f"key '{name}' (--config)"

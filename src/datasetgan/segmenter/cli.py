@@ -98,6 +98,10 @@ def _check(config: TrainConfig) -> None:
         raise UserError("--epochs: must be at least 1")
     if config.batch_size < 2:
         raise UserError("--batch-size: must be at least 2 (BatchNorm needs two samples)")
+    if config.lr <= 0:
+        raise UserError(f"--lr {config.lr}: must be > 0")
+    if config.weight_decay < 0:
+        raise UserError(f"key 'weight_decay' (--config) {config.weight_decay}: must be >= 0")
     if config.resolution < 16:
         raise UserError("--resolution: must be at least 16")
     if not 0 < config.crop_min <= 1:
