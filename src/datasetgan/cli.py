@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 from datasetgan.core.errors import UserError
 
@@ -39,10 +40,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Arguments that name an output folder, in every subcommand that has one.
+OUTPUT_FOLDERS = {"out": "--out", "dst": "DST"}
+
+
+def check_output_folders(args: argparse.Namespace) -> None:
+    """An output folder that exists as a file is a user error (not a traceback from deep inside a stage)."""
+    for dest, flag in OUTPUT_FOLDERS.items():
+        value = getattr(args, dest, None)
+        if value is None:
+            continue
+        path = Path(value)
+        existing = next((p for p in (path, *path.parents) if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            where = "is a file" if existing == path else f"lies inside {existing}, which is a file"
+            raise UserError(f"{flag} {value}: {where}, not a folder; give a folder (it is created if missing)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        check_output_folders(args)
         result = args.func(args)
     except UserError as exc:
         print(f"datasetgan {args.command}: error: {exc}", file=sys.stderr)
