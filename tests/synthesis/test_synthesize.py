@@ -155,20 +155,25 @@ def test_independent_of_batch_size(labelled, interpreter_dir, tmp_path):
         assert (tmp_path / f"b{b}" / "dataset.json").read_text() == (tmp_path / "b1" / "dataset.json").read_text()
 
 
+def _interrupt_at_candidate(monkeypatch, n: int) -> None:
+    """Make the ``n``-th staged seed's write raise KeyboardInterrupt (as Ctrl-C would)."""
+    calls = {"n": 0}
+    original = synth_run._write_candidate
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+    monkeypatch.setattr(synth_run, "_write_candidate", flaky)
+
+
 @pytest.mark.parametrize("where", ["render", "finalise"])
 def test_interrupted_run_finishes_identically(labelled, interpreter_dir, tmp_path, monkeypatch, where):
     assert _synth(labelled, interpreter_dir, tmp_path / "whole", "--n", "7", "--batch-size", "2") == 0
     out = tmp_path / "resumed"
-    calls = {"n": 0}
     if where == "render":
-        original = synth_run._write_candidate
-
-        def flaky(*args, **kwargs):
-            calls["n"] += 1
-            if calls["n"] == 4:
-                raise KeyboardInterrupt
-            return original(*args, **kwargs)
-        monkeypatch.setattr(synth_run, "_write_candidate", flaky)
+        _interrupt_at_candidate(monkeypatch, 4)
     else:
         def broken(*args, **kwargs):
             raise KeyboardInterrupt
@@ -200,15 +205,7 @@ def test_unfinished_run_with_other_settings_is_refused(labelled, interpreter_dir
 
 def test_damaged_staged_files_are_named(labelled, interpreter_dir, tmp_path, monkeypatch, capsys):
     out = tmp_path / "ds"
-    calls = {"n": 0}
-    original = synth_run._write_candidate
-
-    def flaky(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return original(*args, **kwargs)
-    monkeypatch.setattr(synth_run, "_write_candidate", flaky)
+    _interrupt_at_candidate(monkeypatch, 3)
     assert _synth(labelled, interpreter_dir, out, "--n", "4", "--batch-size", "2") == 130
     monkeypatch.undo()
     record = out / ".staging" / "000000.json"
