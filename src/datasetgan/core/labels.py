@@ -323,7 +323,7 @@ def _read_png(path: Path, spec: LabelSpec, tolerance: float,
         spec_palette = np.asarray(spec.palette, np.int64).reshape(-1, 3)
         if used.max(initial=0) < len(file_palette):
             # The ignore_index's own entry may hold any colour (PASCAL VOC: 255 is (224, 224, 192)).
-            classes = used[used != spec.ignore_index]
+            classes = used if spec.ignore_index is None else used[used != spec.ignore_index]
             colours = file_palette[classes]
             # The file's palette agrees with the spec's at every index in use: the indices are class ids.
             if classes.max(initial=0) < len(spec_palette) and np.array_equal(colours, spec_palette[classes]):
@@ -352,7 +352,8 @@ def _blend_distance(colours: np.ndarray, palette: np.ndarray) -> np.ndarray:
 def _snap_colours(path: Path, rgb: np.ndarray, spec: LabelSpec, tolerance: float,
                   max_off_fraction: float) -> tuple[np.ndarray, np.ndarray]:
     """Colour-coded ``rgb [H, W, 3]`` -> ``(class ids, ignored)``: each pixel snaps to the nearest
-    palette colour or the ``ignore_colour`` (anti-aliased borders lie between two of them)."""
+    palette colour or the ``ignore_colour`` (anti-aliased borders lie between two of them); an
+    ignored pixel's id is ``num_classes`` here, and ``read_label_map`` makes it ``IGNORE``."""
     if spec.num_classes == 0:
         raise LabelError(path, "the label spec has no classes to map colours to")
     h, w = rgb.shape[:2]
@@ -375,9 +376,7 @@ def _snap_colours(path: Path, rgb: np.ndarray, spec: LabelSpec, tolerance: float
                                f"{int(counts[worst])} pixels; palette: {[list(p) for p in spec.palette]}"
                                + (f", ignore_colour {list(spec.ignore_colour)}" if spec.ignore_colour else ""))
     ids = nearest[inverse].reshape(h, w).astype(np.int64)
-    ignored = ids == spec.num_classes    # the ignore colour's row of the extended palette
-    ids[ignored] = IGNORE
-    return ids, ignored
+    return ids, ids == spec.num_classes    # the ignore colour's row of the extended palette
 
 
 # ----------------------------------------------------------------------------- keypoints

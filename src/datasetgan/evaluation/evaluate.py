@@ -147,11 +147,11 @@ def evaluate(model_path: str | Path, items: list[Item], spec: LabelSpec, device:
     folds = kfold_splits(n, cv_folds, cv_seed) if cv_folds else None
     per_ckpt: list = []
     last_preds: list = []
+    ignore = IGNORE if spec.has_ignore else None
     for ckpt in progress(ckpts if folds else ckpts[-1:], desc="checkpoints", unit="ckpt", disable=quiet or None):
         model, _, _ = load_checkpoint(ckpt, device)
         if task == "segmentation":
             preds = last_preds = predict_segmentation(model, test, device, batch_size)
-            ignore = IGNORE if spec.has_ignore else None
             cms = np.stack([M.confusion_matrix(p, t, spec.num_classes, ignore) for p, t in zip(preds, test.labels)])
             per_ckpt.append(cms)
         else:
