@@ -228,3 +228,46 @@ def test_interpreter_for_another_generator_is_refused(labelled, interpreter_dir,
     err = capsys.readouterr().err
     assert "fingerprint" in err and str(interpreter_dir) in err
     assert not (tmp_path / "ds").exists()
+
+
+def test_uncertain_pixels_left_unlabelled(labelled, interpreter_dir, tmp_path, capsys):
+    """``--ignore-pixels-above JS``: exactly the pixels whose ensemble divergence exceeds JS carry
+    the unlabelled id; the counts leave them out, and the set reads back with them as IGNORE."""
+    from types import SimpleNamespace
+
+    from datasetgan.core.labels import IGNORE, read_label_map
+    from datasetgan.demo.uncertainty import write_uncertainty_maps
+    from datasetgan.segmenter.data import collect_items
+
+    seeds = list(range(200, 206))
+    maps = write_uncertainty_maps(labelled["G"], interpreter_dir, seeds, 0.7, tmp_path / "maps")
+    js = {s: np.load(maps / f"{i:02d}_{s:06d}.npy") for i, s in enumerate(seeds)}
+    threshold = float(np.quantile(np.stack(list(js.values())), 0.9))
+    plain, cut = tmp_path / "plain", tmp_path / "cut"
+    common = ("--n", "6", "--seed-start", "200", "--drop-uncertain", "0")
+    assert _synth(labelled, interpreter_dir, plain, *common) == 0
+    assert _synth(labelled, interpreter_dir, cut, *common, "--ignore-pixels-above", str(threshold)) == 0
+    assert "of their pixels left unlabelled" in capsys.readouterr().out
+
+    info = json.loads((cut / "dataset.json").read_text())
+    assert info["ignore_index"] == IGNORE and info["unlabelled"]["above_js"] == threshold
+    assert "ignore_index" not in json.loads((plain / "dataset.json").read_text())
+    items, spec = collect_items("segmentation", data=cut)
+    assert spec.ignore_index == IGNORE and len(items) == 6
+    total = 0
+    for e, item in zip(synth_run.read_manifest(cut), items):
+        unsure = js[e["seed"]] > threshold
+        before = np.asarray(Image.open(plain / e["label"]))
+        after = np.asarray(Image.open(cut / e["label"]))
+        assert np.array_equal(after, np.where(unsure, IGNORE, before))
+        assert np.array_equal(read_label_map(item.label, spec), np.where(unsure, IGNORE, before))
+        assert e["unlabelled_pixels"] == int(unsure.sum())
+        assert e["class_pixels"] == {"other": int((after == 0).sum()), "red": int((after == 1).sum())}
+        total += int(unsure.sum())
+    assert 0 < total and info["unlabelled"]["pixel_fraction"] == round(total / (6 * after.size), 6)
+
+    assert _synth(labelled, interpreter_dir, tmp_path / "zero", "--n", "2", "--ignore-pixels-above", "0") == 2
+    assert "--ignore-pixels-above 0.0: must be > 0" in capsys.readouterr().err
+    with pytest.raises(synth_run.UserError, match="only for segmentation"):
+        synth_run.synthesize(None, SimpleNamespace(task="keypoints"), tmp_path / "kp",
+                             synth_run.SynthesisConfig(n=2, ignore_pixels_above=0.1), torch.device("cpu"))

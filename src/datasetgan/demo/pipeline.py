@@ -257,7 +257,9 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
     run_command(["synthesize", "--generator", str(generator), "--interpreter", str(interpreter),
                  "--n", str(cfg.synth_total), "--out", str(synthetic), "--seed-start", str(cfg.synth_seed_start),
                  "--truncation", str(cfg.synth_truncation), "--drop-uncertain", str(cfg.drop_uncertain),
-                 "--batch-size", str(cfg.synth_batch_size), *dev], "synthesize")
+                 "--batch-size", str(cfg.synth_batch_size), *dev,
+                 *(["--ignore-pixels-above", str(cfg.synth_ignore_above)] if cfg.synth_ignore_above else [])],
+                "synthesize")
 
     tl.stage("render test set")
     test = render_dataset(out / "test", cfg.test_images, cfg.test_seed_start, show_progress=not cfg.quiet)

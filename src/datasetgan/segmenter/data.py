@@ -53,8 +53,8 @@ def spec_from_dataset_json(path: Path) -> LabelSpec:
     meta = read_json(path, "data set description")
     if not isinstance(meta, dict):
         raise UserError(f"{path}: expected a JSON object")
-    return LabelSpec.from_dict({k: meta[k] for k in ("classes", "palette", "keypoints", "keypoint_flip")
-                                if k in meta and meta[k] is not None}, where=str(path))
+    keys = ("classes", "palette", "keypoints", "keypoint_flip", "ignore_index", "ignore_colour")
+    return LabelSpec.from_dict({k: meta[k] for k in keys if k in meta and meta[k] is not None}, where=str(path))
 
 
 def _coco_keypoints(path: Path, spec: LabelSpec) -> dict[str, np.ndarray]:

@@ -14,6 +14,12 @@ missing seeds. When all ``N`` candidates exist, the most uncertain are
 dropped (ties broken by seed), the kept files are linked to their final
 names, and ``dataset.json`` is written last: its presence means the data set
 is complete.
+
+Beyond the reference, which only drops whole images, ``ignore_pixels_above``
+also leaves a kept image's most uncertain pixels unlabelled (its
+``ignore_index`` in the label file and in ``dataset.json``): they are mostly
+part borders and small parts the ensemble disagrees on, and a segmenter
+learns more from no label there than from a wrong one.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import torch
 from datasetgan.core.errors import UserError
 from datasetgan.core.fileio import atomic_path, read_json, read_jsonl, write_json
 from datasetgan.core.images import save_png, to_uint8
+from datasetgan.core.labels import IGNORE, LabelSpec
 from datasetgan.core.progress import progress
 from datasetgan.generator import Generator
 from datasetgan.interpreter.artifact import Interpreter
@@ -52,6 +59,9 @@ class SynthesisConfig:
     drop_uncertain: float = 0.1
     batch_size: int = 8  # seeds per generator call; the data set never depends on it (see render.py)
     class_idx: int | None = None
+    # Segmentation: pixels whose Jensen-Shannon divergence exceeds this are written as unlabelled
+    # (the spec's ignore_index, else IGNORE), so a segmenter trained on the set skips them.
+    ignore_pixels_above: float | None = None
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -62,6 +72,8 @@ class SynthesisConfig:
             raise UserError(f"--drop-uncertain {self.drop_uncertain}: must lie in [0, 1)")
         if self.batch_size < 1:
             raise UserError(f"--batch-size {self.batch_size}: must be >= 1")
+        if self.ignore_pixels_above is not None and not self.ignore_pixels_above > 0:
+            raise UserError(f"--ignore-pixels-above {self.ignore_pixels_above}: must be > 0")
 
     @property
     def seeds(self) -> list[int]:
@@ -77,21 +89,34 @@ def run_key(config: SynthesisConfig, generator_fp: str, interpreter_fp: str) -> 
     """Everything that determines the data set (not the batch size or device)."""
     return {"generator": generator_fp, "interpreter": interpreter_fp, "seed_start": config.seed_start,
             "n": config.n, "truncation": config.truncation, "truncation_cutoff": config.truncation_cutoff,
-            "drop_uncertain": config.drop_uncertain, "class_idx": config.class_idx}
+            "drop_uncertain": config.drop_uncertain, "class_idx": config.class_idx,
+            # only when set, so that the data sets of earlier versions keep their keys
+            **({"ignore_pixels_above": config.ignore_pixels_above} if config.ignore_pixels_above is not None else {})}
+
+
+def unlabelled_id(spec: LabelSpec) -> int:
+    """The id that unlabelled pixels carry in the label files: the spec's ``ignore_index``, else ``IGNORE``."""
+    return IGNORE if spec.ignore_index is None else spec.ignore_index
 
 
 def _record_path(staging: Path, seed: int) -> Path:
     return staging / f"{seed:06d}.json"
 
 
-def _write_candidate(staging: Path, seed: int, image: np.ndarray, pred, i: int, interp: Interpreter) -> None:
+def _write_candidate(staging: Path, seed: int, image: np.ndarray, pred, i: int, interp: Interpreter,
+                     ignore_above: float | None) -> None:
     """One seed's staged files; the record goes last and marks the seed done."""
     record: dict = {"seed": seed, "uncertainty": float(pred.scores[i])}
     save_png(staging / f"{seed:06d}.image.png", image)
     if interp.task == "segmentation":
         labels = pred.labels[i].numpy().astype(np.uint8)
-        save_png(staging / f"{seed:06d}.label.png", labels, palette=interp.spec.palette)
         counts = np.bincount(labels.reshape(-1), minlength=interp.spec.num_classes)
+        if ignore_above is not None:
+            unsure = pred.uncertainty[i].numpy() > ignore_above
+            counts -= np.bincount(labels[unsure], minlength=interp.spec.num_classes)
+            labels[unsure] = unlabelled_id(interp.spec)
+            record["unlabelled_pixels"] = int(unsure.sum())
+        save_png(staging / f"{seed:06d}.label.png", labels, palette=interp.spec.palette)
         record["class_pixels"] = {name: int(c) for name, c in zip(interp.spec.classes, counts)}
     else:
         record["keypoints"] = [[round(float(x), 3), round(float(y), 3), int(v)]
@@ -148,7 +173,7 @@ def render_candidates(G: Generator, interp: Interpreter, config: SynthesisConfig
 
     def write(batch: list[int], images: np.ndarray, pred) -> None:
         for i, seed in enumerate(batch):
-            _write_candidate(staging, seed, images[i], pred, i, interp)
+            _write_candidate(staging, seed, images[i], pred, i, interp, config.ignore_pixels_above)
             bar.update(1)
 
     # A batch's files are written (PNG encoding releases the GIL) while the next
@@ -214,6 +239,8 @@ def finalise(out: Path, interp: Interpreter, config: SynthesisConfig, key: dict,
         if interp.task == "segmentation":
             entry["label"] = f"labels/{stem}.png"
             entry["class_pixels"] = r["class_pixels"]
+            if "unlabelled_pixels" in r:
+                entry["unlabelled_pixels"] = r["unlabelled_pixels"]
             _place(staging / f"{stem}.label.png", out / entry["label"])
         else:
             entry["label"] = f"labels/{stem}.json"
@@ -225,10 +252,18 @@ def finalise(out: Path, interp: Interpreter, config: SynthesisConfig, key: dict,
     if interp.task == "keypoints":
         write_coco_keypoints(out / "keypoints_coco.json", manifest, interp.spec, interp.out_size)
     write_contact_sheet(out, manifest, interp.spec, interp.task, [r["seed"] for r in dropped])
+    unlabelled = {}
+    if config.ignore_pixels_above is not None or interp.spec.ignore_index is not None:
+        unlabelled["ignore_index"] = unlabelled_id(interp.spec)
+    if config.ignore_pixels_above is not None:
+        unlabelled["unlabelled"] = {
+            "above_js": config.ignore_pixels_above,
+            "pixel_fraction": round(sum(e["unlabelled_pixels"] for e in manifest)
+                                    / max(1, len(manifest) * math.prod(interp.out_size)), 6)}
     info = {
         "format": FORMAT, "version": 1, "task": interp.task,
         "classes": list(interp.spec.classes), "palette": [list(c) for c in interp.spec.palette],
-        "keypoints": list(interp.spec.keypoints or []),
+        "keypoints": list(interp.spec.keypoints or []), **unlabelled,
         "keypoint_convention": "pixels; (0, 0) is the centre of the top-left pixel",
         "generator": {"checkpoint": generator_checkpoint, "fingerprint": key["generator"]},
         "interpreter": {"path": interpreter_dir, "fingerprint": key["interpreter"]},
@@ -253,7 +288,9 @@ def synthesize(G: Generator, interp: Interpreter, out: str | Path, config: Synth
     """Make (or finish) the data set in ``out``; returns the ``dataset.json`` content."""
     from datasetgan.generator import generator_fingerprint
     out = Path(out)
-    interp.selected_features(G, source=interpreter_dir or "--interpreter")  # fingerprint check first
+    if config.ignore_pixels_above is not None and interp.task != "segmentation":
+        raise UserError("--ignore-pixels-above: only for segmentation interpreters (this one predicts keypoints)")
+    interp.selected_features(G, source=interpreter_dir or "--interpreter")  # fingerprint check
     key = run_key(config, generator_fingerprint(G), interp.fingerprint())
     if _check_run(out, key):
         shutil.rmtree(out / STAGING, ignore_errors=True)
