@@ -28,3 +28,11 @@ def test_grid_and_overlay_shapes():
     assert sheet.shape == (2 * 5 + 1, 3 * 5 + 1, 3)
     over = images.overlay(np.zeros((4, 4, 3), np.uint8), np.ones((4, 4), np.int64), [[0, 0, 0], [200, 0, 0]])
     assert over[0, 0].tolist() == [100, 0, 0]
+
+
+def test_unlabelled_pixels_are_white():
+    palette = [[0, 0, 0], [200, 0, 0]]
+    labels = np.array([[0, 1, 255, 7]])
+    assert images.colourize(labels, palette).tolist() == [[[0, 0, 0], [200, 0, 0], [255, 255, 255], [0, 0, 0]]]
+    assert images.colourize(labels, [[i, i, i] for i in range(256)])[0, 2].tolist() == [255, 255, 255]
+    assert images.colourize(labels, [[9, 9, 9]] * 256)[0, 2].tolist() == [9, 9, 9]   # the palette's own colour

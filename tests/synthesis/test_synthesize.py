@@ -265,6 +265,7 @@ def test_uncertain_pixels_left_unlabelled(labelled, interpreter_dir, tmp_path, c
         assert e["class_pixels"] == {"other": int((after == 0).sum()), "red": int((after == 1).sum())}
         total += int(unsure.sum())
     assert 0 < total and info["unlabelled"]["pixel_fraction"] == round(total / (6 * after.size), 6)
+    assert f"{total} pixels of the kept samples left unlabelled" in (cut / "index.html").read_text()
 
     assert _synth(labelled, interpreter_dir, tmp_path / "zero", "--n", "2", "--ignore-pixels-above", "0") == 2
     assert "--ignore-pixels-above 0.0: must be > 0" in capsys.readouterr().err

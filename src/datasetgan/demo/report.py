@@ -137,7 +137,7 @@ def write_report(out: Path, results: dict, uncertainty_examples: int = 8) -> Non
         lbs = [out / "synthetic" / m.get("label", f"labels/{m['seed']:06d}.png") for m in keep]
         save_png(fig / "synthetic.png", _overlay_sheet(ims, lbs))
         rep.heading("Synthesised labelled images")
-        rep.image("report/synthetic.png", "image and synthesised label, pairwise")
+        rep.image("report/synthetic.png", "image and synthesised label, pairwise (white: left unlabelled)")
     unc = sorted((out / "uncertainty").glob("*.npy")) if (out / "uncertainty").exists() else []
     if unc:
         tiles = []
