@@ -200,7 +200,15 @@ def test_unfinished_run_with_other_settings_is_refused(labelled, interpreter_dir
     assert _synth(labelled, interpreter_dir, out, "--n", "4") == 130
     monkeypatch.undo()
     assert _synth(labelled, interpreter_dir, out, "--n", "4", "--truncation", "0.5") == 2
-    assert "truncation" in capsys.readouterr().err
+    assert "settings (truncation)" in capsys.readouterr().err
+    assert _synth(labelled, interpreter_dir, out, "--n", "4", "--ignore-pixels-above", "0.1") == 2
+    assert "settings (ignore_pixels_above)" in capsys.readouterr().err
+    # a setting the unfinished run has and the new one lacks is named too
+    monkeypatch.setattr(synth_run, "_write_candidate", boom)
+    assert _synth(labelled, interpreter_dir, tmp_path / "ds2", "--n", "4", "--ignore-pixels-above", "0.1") == 130
+    monkeypatch.undo()
+    assert _synth(labelled, interpreter_dir, tmp_path / "ds2", "--n", "4") == 2
+    assert "settings (ignore_pixels_above)" in capsys.readouterr().err
 
 
 def test_damaged_staged_files_are_named(labelled, interpreter_dir, tmp_path, monkeypatch, capsys):

@@ -144,7 +144,7 @@ def _check_run(out: Path, key: dict) -> bool:
     if staged.exists():
         old = _read_object(staged)
         if old != key:
-            diff = sorted(k for k in key if key.get(k) != old.get(k))
+            diff = sorted(k for k in {**old, **key} if key.get(k) != old.get(k))
             raise UserError(f"--out {out}: holds an unfinished run with different settings "
                             f"({', '.join(diff)}); restart it with the same arguments or use another folder")
     return False
