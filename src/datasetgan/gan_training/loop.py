@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +93,41 @@ def build_networks(cfg: TrainConfig, device: torch.device) -> tuple[Generator, G
     return G, G_ema, D
 
 
+@dataclass
+class _State:
+    """What a snapshot holds besides the config: networks, optimisers, augmentation and its
+    controller, the path-length mean, the data position and the progress counters."""
+
+    G: Generator
+    G_ema: Generator
+    D: Discriminator
+    opt_G: torch.optim.Adam
+    opt_D: torch.optim.Adam
+    augment: torch.nn.Module | None
+    ada: AdaController | None
+    pl_mean: torch.Tensor
+    order: DataOrder
+    cur_nimg: int = 0
+    step: int = 0
+    tick: int = 0
+
+
+def _build_state(cfg: TrainConfig, device: torch.device, num_images: int) -> _State:
+    """Fresh networks, optimisers and augmentation, at kimg 0."""
+    G, G_ema, D = build_networks(cfg, device)
+    if cfg.channels_last and device.type == "cuda":
+        D = D.to(memory_format=torch.channels_last)
+    opt_G = make_optimizer(G, cfg, cfg.pl_interval if cfg.pl_weight > 0 else None, device)
+    opt_D = make_optimizer(D, cfg, cfg.r1_interval if cfg.gamma > 0 else None, device)
+    augment = build_augment(cfg.aug, cfg.aug_p)
+    if augment is not None:
+        augment = augment.to(device)
+    ada = AdaController(augment, cfg.ada_target, cfg.ada_interval, cfg.ada_kimg) \
+        if isinstance(augment, AdaptiveAugment) and cfg.ada_target > 0 else None
+    return _State(G=G, G_ema=G_ema, D=D, opt_G=opt_G, opt_D=opt_D, augment=augment, ada=ada,
+                  pl_mean=torch.zeros([], device=device), order=DataOrder(num_images, cfg.seed, cfg.mirror))
+
+
 def save_grid(G_ema: Generator, z: torch.Tensor, path: Path, batch: int = 32) -> None:
     """Render ``z [N, z_dim]`` with G_ema (constant noise) into one contact sheet."""
     with torch.no_grad():
@@ -138,14 +174,7 @@ def _train(cfg: TrainConfig, resume: Path | None, quiet: bool, dataset: ImageDat
         torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
         torch.backends.cudnn.allow_tf32 = cfg.tf32
     state = ckpt.read_state(resume) if resume is not None else None
-    if dataset is None:
-        dataset = load_dataset(cfg.data, cfg.resolution, workers=cfg.workers, quiet=quiet)
-    if dataset.resolution != cfg.resolution:
-        raise UserError(f"--data: images are {dataset.resolution}px, expected {cfg.resolution}px")
-    if dataset.skipped:
-        warn(f"train-gan: skipped {len(dataset.skipped)} unreadable file(s) in {cfg.data}, "
-            f"e.g. {', '.join(dataset.skipped[:3])}")
-    log(f"train-gan: {len(dataset)} images from {cfg.data}" + (" (x2 mirrored)" if cfg.mirror else ""))
+    dataset = _open_dataset(cfg, dataset, quiet, warn, log)
 
     # Run folder: a resumed run continues in the snapshot's run folder.
     if info.is_main:
@@ -158,41 +187,27 @@ def _train(cfg: TrainConfig, resume: Path | None, quiet: bool, dataset: ImageDat
     if info.is_main:
         write_json(run_dir / "training_options.json", options)
 
-    # Networks, optimisers, augmentation.
-    G, G_ema, D = build_networks(cfg, device)
-    if cfg.channels_last and device.type == "cuda":
-        D = D.to(memory_format=torch.channels_last)
-    g_reg = cfg.pl_interval if cfg.pl_weight > 0 else None
-    opt_G = make_optimizer(G, cfg, g_reg, device)
-    opt_D = make_optimizer(D, cfg, cfg.r1_interval if cfg.gamma > 0 else None, device)
-    augment = build_augment(cfg.aug, cfg.aug_p)
-    if augment is not None:
-        augment = augment.to(device)
-    ada = AdaController(augment, cfg.ada_target, cfg.ada_interval, cfg.ada_kimg) \
-        if isinstance(augment, AdaptiveAugment) and cfg.ada_target > 0 else None
-    pl_mean = torch.zeros([], device=device)
-
-    cur_nimg, step, tick = 0, 0, 0
-    order = DataOrder(len(dataset), cfg.seed, cfg.mirror)
+    # Networks, optimisers, augmentation; a resumed run loads them and its position.
+    st = _build_state(cfg, device, len(dataset))
     if state is not None:
-        cur_nimg, step, tick = _load_snapshot(resume, state, G, G_ema, D, opt_G, opt_D, augment, ada, pl_mean,
-                                              order, info, device)
-        log(f"train-gan: resumed from {resume} at kimg {cur_nimg / 1000:.3f} (step {step})")
+        _load_snapshot(resume, state, st, info, device)
+        log(f"train-gan: resumed from {resume} at kimg {st.cur_nimg / 1000:.3f} (step {st.step})")
         before = state.get("options", {}).get("num_images")
         if before is not None and before != len(dataset):
             warn(f"train-gan: the data set changed since the snapshot ({before} -> {len(dataset)} images); "
                  "training continues, but not in the original data order")
     else:
-        ddp.broadcast_module(G, info)
-        ddp.broadcast_module(D, info)
-        G_ema.load_state_dict(G.state_dict())
+        ddp.broadcast_module(st.G, info)
+        ddp.broadcast_module(st.D, info)
+        st.G_ema.load_state_dict(st.G.state_dict())
         # Per-process training randomness (z, noise, augmentation), distinct per rank.
         torch.manual_seed(cfg.seed * 1000 + 1 + info.rank)
-    ctx = LossContext(G=G, D=torch.compile(D) if cfg.compile else D, D_eager=D, augment=augment, ada=ada,
+    G, G_ema, D = st.G, st.G_ema, st.D
+    ctx = LossContext(G=G, D=torch.compile(D) if cfg.compile else D, D_eager=D, augment=st.augment, ada=st.ada,
                       r1_gamma=cfg.gamma, style_mixing=cfg.style_mixing, pl_weight=cfg.pl_weight,
                       pl_batch_shrink=cfg.pl_batch_shrink, pl_decay=cfg.pl_decay,
                       autocast_dtype=_autocast_dtype(cfg, device),
-                      channels_last=cfg.channels_last and device.type == "cuda", pl_mean=pl_mean,
+                      channels_last=cfg.channels_last and device.type == "cuda", pl_mean=st.pl_mean,
                       synthesis=torch.compile(G.synthesis) if cfg.compile else None)
     source = BatchSource(dataset, device)
     per_rank = cfg.batch // info.world_size
@@ -202,38 +217,34 @@ def _train(cfg: TrainConfig, resume: Path | None, quiet: bool, dataset: ImageDat
     if info.is_main and state is None:
         reals = source(DataOrder(len(dataset), cfg.seed + 1).next(min(cfg.grid_size, len(dataset))))
         save_png(run_dir / "reals.png", grid(list(to_uint8(reals)), columns=min(8, cfg.grid_size)))
-        save_grid(G_ema, grid_z, run_dir / f"fakes-kimg{cur_nimg / 1000:010.3f}.png")
+        save_grid(G_ema, grid_z, run_dir / f"fakes-kimg{st.cur_nimg / 1000:010.3f}.png")
 
     total_nimg = int(round(cfg.kimg * 1000))
     tick_nimg = max(int(cfg.tick_kimg * 1000), 1)
-    tick_start_nimg, tick_start_time = cur_nimg, time.time()
+    tick_start_nimg, tick_start_time = st.cur_nimg, time.time()
     last_snap_time = tick_start_time
     stats: dict[str, list[torch.Tensor]] = {}
-    parts = StepParts(cfg=cfg, ctx=ctx, G=G, G_ema=G_ema, D=D, opt_G=opt_G, opt_D=opt_D, ada=ada, info=info,
-                      chunk=chunk)
+    parts = StepParts(cfg=cfg, ctx=ctx, G=G, G_ema=G_ema, D=D, opt_G=st.opt_G, opt_D=st.opt_D, ada=st.ada,
+                      info=info, chunk=chunk)
     check_stop_every = 4 if info.enabled else 1
     log(f"train-gan: run folder {run_dir}; training to {cfg.kimg:g} kimg, batch {cfg.batch}, device {device}")
-    if cur_nimg >= total_nimg:
-        warn(f"train-gan: already at {cur_nimg / 1000:g} kimg >= --kimg {cfg.kimg:g}; nothing to do")
+    if st.cur_nimg >= total_nimg:
+        warn(f"train-gan: already at {st.cur_nimg / 1000:g} kimg >= --kimg {cfg.kimg:g}; nothing to do")
 
     def add(name: str, value: torch.Tensor) -> None:
         stats.setdefault(name, []).append(value)
 
-    def snapshot(reason: str) -> Path:
-        return _save_snapshot(run_dir, cur_nimg, step, tick, cfg, options, G, G_ema, D, opt_G, opt_D,
-                              augment, ada, pl_mean, order, info, device, reason)
-
-    while cur_nimg < total_nimg:
+    while st.cur_nimg < total_nimg:
         # ---- one step --------------------------------------------------------------------
-        idx = order.next(cfg.batch)[info.rank * per_rank:(info.rank + 1) * per_rank]
+        idx = st.order.next(cfg.batch)[info.rank * per_rank:(info.rank + 1) * per_rank]
         real = source(idx, channels_last=ctx.channels_last)
-        cur_nimg = train_step(parts, real, step, cur_nimg, add)
-        step += 1
+        st.cur_nimg = train_step(parts, real, st.step, st.cur_nimg, add)
+        st.step += 1
 
         # ---- bookkeeping -----------------------------------------------------------------
-        done = cur_nimg >= total_nimg
+        done = st.cur_nimg >= total_nimg
         stopping = time_tick = time_snap = False
-        if step % check_stop_every == 0 or done:
+        if st.step % check_stop_every == 0 or done:
             # Signal from any process; time limits (slow CPU runs) as rank 0 sees them.
             now = time.time()
             flags = torch.tensor([stop.signum is not None,
@@ -241,21 +252,21 @@ def _train(cfg: TrainConfig, resume: Path | None, quiet: bool, dataset: ImageDat
                                   info.is_main and now - last_snap_time >= cfg.snap_minutes * 60],
                                  dtype=torch.float32)
             stopping, time_tick, time_snap = (bool(f > 0) for f in ddp.all_reduce_sum(flags, info).tolist())
-        if not (done or stopping or time_tick or cur_nimg >= tick_start_nimg + tick_nimg):
+        if not (done or stopping or time_tick or st.cur_nimg >= tick_start_nimg + tick_nimg):
             continue
-        tick += 1
+        st.tick += 1
         now = time.time()
-        record = _tick_record(stats, tick, cur_nimg, step, now - tick_start_time, cur_nimg - tick_start_nimg,
-                              augment, info)
+        record = _tick_record(stats, st, now - tick_start_time, st.cur_nimg - tick_start_nimg, info)
         stats.clear()
-        tick_start_nimg, tick_start_time = cur_nimg, now
+        tick_start_nimg, tick_start_time = st.cur_nimg, now
         if info.is_main:
             append_jsonl(run_dir / "stats.jsonl", record)
             log(_format_tick(record))
-        if info.is_main and (done or stopping or tick % cfg.image_ticks == 0):
-            save_grid(G_ema, grid_z, run_dir / f"fakes-kimg{cur_nimg / 1000:010.3f}.png")
-        if done or stopping or time_snap or tick % cfg.snap_ticks == 0:
-            path = snapshot("signal" if stopping else "end" if done else "periodic")
+        if info.is_main and (done or stopping or st.tick % cfg.image_ticks == 0):
+            save_grid(G_ema, grid_z, run_dir / f"fakes-kimg{st.cur_nimg / 1000:010.3f}.png")
+        if done or stopping or time_snap or st.tick % cfg.snap_ticks == 0:
+            path = _save_snapshot(run_dir, st, cfg, options, info, device,
+                                  "signal" if stopping else "end" if done else "periodic")
             last_snap_time = time.time()
             if info.is_main:
                 log(f"train-gan: snapshot {path}")
@@ -273,7 +284,20 @@ def _train(cfg: TrainConfig, resume: Path | None, quiet: bool, dataset: ImageDat
     return run_dir
 
 
-def _tick_record(stats, tick, cur_nimg, step, seconds, nimg, augment, info) -> dict:
+def _open_dataset(cfg: TrainConfig, dataset: ImageDataset | None, quiet: bool, warn, log) -> ImageDataset:
+    """``cfg.data`` (unless a data set is given), checked against ``cfg.resolution``; skipped files reported."""
+    if dataset is None:
+        dataset = load_dataset(cfg.data, cfg.resolution, workers=cfg.workers, quiet=quiet)
+    if dataset.resolution != cfg.resolution:
+        raise UserError(f"--data: images are {dataset.resolution}px, expected {cfg.resolution}px")
+    if dataset.skipped:
+        warn(f"train-gan: skipped {len(dataset.skipped)} unreadable file(s) in {cfg.data}, "
+             f"e.g. {', '.join(dataset.skipped[:3])}")
+    log(f"train-gan: {len(dataset)} images from {cfg.data}" + (" (x2 mirrored)" if cfg.mirror else ""))
+    return dataset
+
+
+def _tick_record(stats, st: _State, seconds, nimg, info) -> dict:
     """Means of this tick's device scalars, synced once (and averaged over processes)."""
     names = sorted(stats)
     means = torch.stack([torch.stack([v.float() for v in stats[n]]).mean() for n in names]) if names else None
@@ -282,7 +306,8 @@ def _tick_record(stats, tick, cur_nimg, step, seconds, nimg, augment, info) -> d
         if info.enabled:
             ddp.all_reduce_sum(means, info)
             means /= info.world_size
-    record = {"tick": tick, "kimg": round(cur_nimg / 1000, 3), "step": step,
+    augment = st.augment
+    record = {"tick": st.tick, "kimg": round(st.cur_nimg / 1000, 3), "step": st.step,
               "sec_per_tick": round(seconds, 3),
               "sec_per_kimg": round(seconds / max(nimg / 1000, 1e-9), 4),
               "img_per_sec": round(nimg / max(seconds, 1e-9), 1),
@@ -301,9 +326,10 @@ def _format_tick(r: dict) -> str:
             f"{r['img_per_sec']:.1f} img/s  p {r['augment_p']:.3f}  {losses}")
 
 
-def _save_snapshot(run_dir, cur_nimg, step, tick, cfg, options, G, G_ema, D, opt_G, opt_D, augment, ada,
-                   pl_mean, order, info, device, reason) -> Path:
-    name = ckpt.snapshot_name(cur_nimg)
+def _save_snapshot(run_dir: Path, st: _State, cfg: TrainConfig, options: dict, info: ddp.DistInfo,
+                   device: torch.device, reason: str) -> Path:
+    G, G_ema, D, augment, ada, pl_mean = st.G, st.G_ema, st.D, st.augment, st.ada, st.pl_mean
+    name = ckpt.snapshot_name(st.cur_nimg)
     if info.enabled:
         _check_in_sync([G, D], info)
     tmp = ckpt.temp_snapshot_dir(run_dir, name)
@@ -318,16 +344,16 @@ def _save_snapshot(run_dir, cur_nimg, step, tick, cfg, options, G, G_ema, D, opt
     ddp.barrier(info)
     path = run_dir / "snapshots" / name
     if info.is_main:
-        g_t, g_meta = ckpt.optimizer_tensors("G", opt_G)
-        d_t, d_meta = ckpt.optimizer_tensors("D", opt_D)
+        g_t, g_meta = ckpt.optimizer_tensors("G", st.opt_G)
+        d_t, d_meta = ckpt.optimizer_tensors("D", st.opt_D)
         tensors = {**g_t, **d_t, "pl_mean": pl_mean.detach().cpu().reshape(1)}
         if ada is not None:
             tensors["ada_sign_sum"] = ada.sign_sum.detach().cpu().reshape(1)
             tensors["ada_count"] = ada.count.detach().cpu().reshape(1)
         if isinstance(augment, AdaptiveAugment):
             tensors["augment_p"] = augment.p.detach().cpu().reshape(1)
-        state = {"cur_nimg": cur_nimg, "kimg": cur_nimg / 1000, "step": step, "tick": tick,
-                 "data_order": order.state(), "reason": reason, "world_size": info.world_size,
+        state = {"cur_nimg": st.cur_nimg, "kimg": st.cur_nimg / 1000, "step": st.step, "tick": st.tick,
+                 "data_order": st.order.state(), "reason": reason, "world_size": info.world_size,
                  "augment_p": float(augment.p) if isinstance(augment, AdaptiveAugment) else None,
                  "optim": {"G": g_meta, "D": d_meta}, "options": options,
                  "torch_version": torch.__version__}
@@ -348,18 +374,19 @@ def _check_in_sync(modules: list[torch.nn.Module], info: ddp.DistInfo) -> None:
         raise RuntimeError(f"processes diverged: weight checksums range {low.tolist()} .. {high.tolist()}")
 
 
-def _load_snapshot(snapshot: Path, state: dict, G, G_ema, D, opt_G, opt_D, augment, ada, pl_mean, order,
-                   info, device) -> tuple[int, int, int]:
+def _load_snapshot(snapshot: Path, state: dict, st: _State, info: ddp.DistInfo, device: torch.device) -> None:
+    """Load ``snapshot`` (its ``state.json`` already read as ``state``) into ``st``, counters included."""
     from datasetgan.core.errors import CheckpointError
 
+    G, G_ema, D, augment, ada, pl_mean, order = st.G, st.G_ema, st.D, st.augment, st.ada, st.pl_mean, st.order
     for key, net in (("G", G), ("G_ema", G_ema)):
         tensors = read_weights(snapshot / key / "model.safetensors")
         _load_checked(net, tensors, snapshot / key)
     d_tensors = read_weights(snapshot / "D" / "model.safetensors")
     _load_checked(D, d_tensors, snapshot / "D")
     opt = read_weights(snapshot / "optim.safetensors", device)
-    ckpt.load_optimizer(opt_G, "G", opt, state["optim"]["G"], snapshot)
-    ckpt.load_optimizer(opt_D, "D", opt, state["optim"]["D"], snapshot)
+    ckpt.load_optimizer(st.opt_G, "G", opt, state["optim"]["G"], snapshot)
+    ckpt.load_optimizer(st.opt_D, "D", opt, state["optim"]["D"], snapshot)
     pl_mean.copy_(opt["pl_mean"].reshape([]))
     if isinstance(augment, AdaptiveAugment) and "augment_p" in opt:
         augment.p.copy_(opt["augment_p"].reshape([]))
@@ -380,7 +407,7 @@ def _load_snapshot(snapshot: Path, state: dict, G, G_ema, D, opt_G, opt_D, augme
         if ada is not None and "ada_sign_sum" in local:
             ada.sign_sum.copy_(local["ada_sign_sum"].reshape([]))
             ada.count.copy_(local["ada_count"].reshape([]))
-    return int(state["cur_nimg"]), int(state["step"]), int(state["tick"])
+    st.cur_nimg, st.step, st.tick = int(state["cur_nimg"]), int(state["step"]), int(state["tick"])
 
 
 def _load_checked(net: torch.nn.Module, tensors: dict, source: Path) -> None:
