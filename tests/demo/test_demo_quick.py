@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from datasetgan.cli import main
+from datasetgan.core.errors import UserError
 from datasetgan.demo.config import DemoConfig, load_demo_config
 from datasetgan.demo.domain import CLASSES
 
@@ -14,6 +17,13 @@ def test_synth_total_keeps_exactly_enough():
         cfg = DemoConfig(synth_keep=keep, drop_uncertain=drop)
         n = cfg.synth_total
         assert n - round(n * drop) >= keep and (n - 1) - round((n - 1) * drop) < keep
+
+
+def test_bad_unlabelled_pixel_threshold_names_the_key():
+    for bad in (0.0, -0.1):
+        with pytest.raises(UserError, match="synth_ignore_above: expected a divergence > 0"):
+            DemoConfig(synth_ignore_above=bad)
+    assert DemoConfig(synth_ignore_above=None).synth_ignore_above is None
 
 
 def test_quick_preset_uses_the_random_generator():
@@ -59,9 +69,6 @@ def test_bundled_generator_and_labels_belong_together(tmp_path):
 
 
 def test_side_by_side_failure_names_the_stage():
-    import pytest
-
-    from datasetgan.core.errors import UserError
     from datasetgan.demo.pipeline import run_side_by_side
 
     with pytest.raises(UserError, match="'train-segmenter \\(baseline\\)' failed \\(exit 2\\)"):

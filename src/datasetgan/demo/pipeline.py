@@ -258,7 +258,7 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
                  "--n", str(cfg.synth_total), "--out", str(synthetic), "--seed-start", str(cfg.synth_seed_start),
                  "--truncation", str(cfg.synth_truncation), "--drop-uncertain", str(cfg.drop_uncertain),
                  "--batch-size", str(cfg.synth_batch_size), *dev,
-                 *(["--ignore-pixels-above", str(cfg.synth_ignore_above)] if cfg.synth_ignore_above else [])],
+                 *(["--ignore-pixels-above", str(cfg.synth_ignore_above)] if cfg.synth_ignore_above is not None else [])],
                 "synthesize")
 
     tl.stage("render test set")
