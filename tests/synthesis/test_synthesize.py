@@ -243,6 +243,7 @@ def test_uncertain_pixels_left_unlabelled(labelled, interpreter_dir, tmp_path, c
     the unlabelled id; the counts leave them out, and the set reads back with them as IGNORE."""
     from types import SimpleNamespace
 
+    from datasetgan.core.errors import UserError
     from datasetgan.core.labels import IGNORE, read_label_map
     from datasetgan.demo.uncertainty import write_uncertainty_maps
     from datasetgan.segmenter.data import collect_items
@@ -277,6 +278,6 @@ def test_uncertain_pixels_left_unlabelled(labelled, interpreter_dir, tmp_path, c
 
     assert _synth(labelled, interpreter_dir, tmp_path / "zero", "--n", "2", "--ignore-pixels-above", "0") == 2
     assert "--ignore-pixels-above 0.0: must be > 0" in capsys.readouterr().err
-    with pytest.raises(synth_run.UserError, match="only for segmentation"):
+    with pytest.raises(UserError, match="only for segmentation"):
         synth_run.synthesize(None, SimpleNamespace(task="keypoints"), tmp_path / "kp",
                              synth_run.SynthesisConfig(n=2, ignore_pixels_above=0.1), torch.device("cpu"))

@@ -265,7 +265,7 @@ def _train(cfg: TrainConfig, resume: Path | None, quiet: bool, dataset: ImageDat
         if info.is_main and (done or stopping or st.tick % cfg.image_ticks == 0):
             save_grid(G_ema, grid_z, run_dir / f"fakes-kimg{st.cur_nimg / 1000:010.3f}.png")
         if done or stopping or time_snap or st.tick % cfg.snap_ticks == 0:
-            path = _save_snapshot(run_dir, st, cfg, options, info, device,
+            path = _save_snapshot(run_dir, st, options, info, device,
                                   "signal" if stopping else "end" if done else "periodic")
             last_snap_time = time.time()
             if info.is_main:
@@ -326,8 +326,8 @@ def _format_tick(r: dict) -> str:
             f"{r['img_per_sec']:.1f} img/s  p {r['augment_p']:.3f}  {losses}")
 
 
-def _save_snapshot(run_dir: Path, st: _State, cfg: TrainConfig, options: dict, info: ddp.DistInfo,
-                   device: torch.device, reason: str) -> Path:
+def _save_snapshot(run_dir: Path, st: _State, options: dict, info: ddp.DistInfo, device: torch.device,
+                   reason: str) -> Path:
     G, G_ema, D, augment, ada, pl_mean = st.G, st.G_ema, st.D, st.augment, st.ada, st.pl_mean
     name = ckpt.snapshot_name(st.cur_nimg)
     if info.enabled:

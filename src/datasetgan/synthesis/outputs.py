@@ -72,8 +72,8 @@ def write_contact_sheet(out: Path, manifest: Sequence[dict], spec: LabelSpec, ta
     report = HtmlReport("Synthetic data set")
     report.paragraph(f"{len(manifest)} samples kept, {len(dropped)} dropped as most uncertain "
                      f"(seeds {', '.join(map(str, dropped[:20]))}{' ...' if len(dropped) > 20 else ''}).")
-    unlabelled = sum(e.get("unlabelled_pixels", 0) for e in manifest)
     if any("unlabelled_pixels" in e for e in manifest):
+        unlabelled = sum(e.get("unlabelled_pixels", 0) for e in manifest)
         report.paragraph(f"{unlabelled} pixels of the kept samples left unlabelled (the ensemble disagreed); "
                          "white in the overlays.")
     if tiles:
