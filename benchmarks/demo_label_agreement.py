@@ -13,13 +13,13 @@ printout says how many there were.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
+from datasetgan.core.fileio import read_json
 from datasetgan.demo.annotator import Annotator, annotate
 from datasetgan.demo.domain import label_spec
 from datasetgan.demo.pipeline import bundled
@@ -39,7 +39,7 @@ def main() -> None:
     images = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])
     reference, _ = annotate(model, images)
     labels = np.stack([np.asarray(Image.open(args.synthetic / "labels" / f.name)) for f in files])
-    ignore = json.loads((args.synthetic / "dataset.json").read_text()).get("ignore_index")
+    ignore = read_json(args.synthetic / "dataset.json", "data set description").get("ignore_index")
     kept = labels != ignore if ignore is not None else np.ones(labels.shape, bool)
     reference, labels = reference[kept], labels[kept]
     classes = label_spec()["classes"]
