@@ -230,6 +230,116 @@ def _band_rows(tile_rows: int | None, size: tuple[int, int], width: int, device:
     return min(H, tile_rows)
 
 
+@dataclass
+class _Plan:
+    """What ``predict`` works out once per call: the ensemble as stacked
+    weights, the taps grouped by resolution, and the bands of output rows
+    (grouped into chunks whose statistics are reduced together)."""
+
+    size: tuple[int, int]
+    members: int
+    hidden: int                         # h1, each member's first-layer width
+    outputs: int
+    b1: torch.Tensor                    # [M * h1]
+    w2: torch.Tensor                    # [M, h1, h2], BatchNorm folded in
+    b2: torch.Tensor                    # [M, 1, h2]
+    w3t: torch.Tensor                   # [M, C, h2]
+    b3: torch.Tensor                    # [M, C, 1]
+    native: _Level | None               # the taps at the output size
+    low: list[_Level]                   # the others, coarsest first
+    chunks: list[list[tuple[int, tuple[int, int]]]]  # [(band index, (first row, end row))]
+
+    @property
+    def width(self) -> int:
+        return self.members * self.hidden
+
+
+def _plan(model: EnsembleMLP, feature_maps: Sequence[torch.Tensor], size: tuple[int, int],
+          mode: UpsampleMode, tile_rows: int | None) -> _Plan:
+    H, W = size
+    device = feature_maps[0].device
+    members, h1 = model.config.members, model.config.hidden[0]
+    width = members * h1
+    # First layer of all members side by side: column m * h1 + j is member m's unit j.
+    w1 = model.w1.float().permute(1, 0, 2).reshape(model.w1.shape[1], width)
+    w2, b2, w3, b3 = model.folded_tail()
+    rows = _band_rows(tile_rows, size, width, device)
+    bands = [(r0, min(H, r0 + rows)) for r0 in range(0, H, rows)]
+    per_chunk = max(1, STATS_PIXELS // (rows * W))
+    chunks = [list(enumerate(bands))[k:k + per_chunk] for k in range(0, len(bands), per_chunk)]
+    if len(chunks[-1]) > 1 and chunks[-1][-1][1][1] - chunks[-1][-1][1][0] != rows:  # a short last band alone
+        chunks[-1:] = [chunks[-1][:-1], chunks[-1][-1:]]
+
+    levels: dict[tuple[int, int], _Level] = {}
+    start = 0
+    for index, fmap in enumerate(feature_maps):
+        c, level_size = fmap.shape[1], (int(fmap.shape[2]), int(fmap.shape[3]))
+        level = levels.setdefault(level_size, _Level(level_size, [], w1.new_zeros(0, width)))
+        level.indices.append(index)
+        level.weight = torch.cat([level.weight, w1[start:start + c]])
+        start += c
+    for level in levels.values():
+        if level.size != size:
+            h, w = level.size
+            if w == W:
+                level.across = None
+            elif w <= DENSE_ACROSS_MAX and W >= 4 * w:  # tiny maps, many phases: one small matmul
+                level.across = _dense_taps(w, W, mode, device)
+            else:
+                level.across = _across_plan(w, W, mode)
+            level.mixers = _row_mixers(h, H, mode, bands, device)
+    native = levels.pop(size, None)
+    return _Plan(size, members, h1, model.config.num_outputs, model.b1.float().reshape(width),
+                 w2, b2.unsqueeze(1), w3.transpose(1, 2).contiguous(), b3.unsqueeze(2), native,
+                 sorted(levels.values(), key=lambda lv: lv.size), chunks)
+
+
+def _lower_sources(plan: _Plan, feature_maps: Sequence[torch.Tensor], image: int,
+                   ws: Workspace) -> list[torch.Tensor]:
+    """One image's taps below the output size, projected by the first layer and
+    interpolated across to the output width: per level ``[h, W * M * h1]``."""
+    W, width, device = plan.size[1], plan.width, feature_maps[0].device
+    sources = []
+    for k, level in enumerate(plan.low):
+        h, w = level.size
+        packed = _pack(feature_maps, level, image, ws, f"pack{k}")           # [K, h * w]
+        proj = torch.mm(packed.t(), level.weight, out=ws.get(f"proj{k}", (h * w, width), device))
+        if level.across is None:
+            sources.append(proj.view(h, W * width))
+            continue
+        across = ws.get(f"across{k}", (h, W, width), device)
+        if isinstance(level.across, torch.Tensor):
+            torch.matmul(level.across, proj.view(h, w, width), out=across)
+        else:
+            _across(proj.view(h, w, width), level.across, across)
+        sources.append(across.view(h, W * width))
+    return sources
+
+
+def _chunk_outputs(plan: _Plan, chunk: list[tuple[int, tuple[int, int]]], packed: torch.Tensor | None,
+                   sources: list[torch.Tensor], ws: Workspace) -> torch.Tensor:
+    """Every member's outputs on a chunk of bands: ``[bands, M, C, rows * W]``.
+    A band's first layer is its output-size taps (``packed``, projected here)
+    plus every lower level mixed down from its source rows."""
+    W, width, device = plan.size[1], plan.width, plan.b1.device
+    t = chunk[0][1][1] - chunk[0][1][0]
+    outs = ws.get("logits", (len(chunk), plan.members, plan.outputs, t * W), device)
+    for j, (b, (r0, r1)) in enumerate(chunk):
+        acc = ws.get("band", (t * W, width), device)
+        if packed is not None:  # bias included
+            torch.addmm(plan.b1, packed[:, r0 * W:r1 * W].t(), plan.native.weight, out=acc)
+        else:
+            acc.copy_(plan.b1.expand(t * W, width))
+        flat = acc.view(t, W * width)
+        for level, src in zip(plan.low, sources):
+            first, mix = level.mixers[b]
+            flat.addmm_(mix, src[first:first + mix.shape[1]])
+        hidden = acc.relu_().view(t * W, plan.members, plan.hidden).transpose(0, 1)
+        hidden = torch.baddbmm(plan.b2, hidden, plan.w2).relu_()
+        torch.baddbmm(plan.b3, plan.w3t, hidden.transpose(1, 2), out=outs[j])      # [M, C, t * W]
+    return outs
+
+
 @torch.no_grad()
 def predict(model: EnsembleMLP, feature_maps: Sequence[torch.Tensor], out_size: int | tuple[int, int],
             mode: UpsampleMode = "bilinear", task: Task = "segmentation",
@@ -246,75 +356,17 @@ def predict(model: EnsembleMLP, feature_maps: Sequence[torch.Tensor], out_size: 
     H, W = (out_size, out_size) if isinstance(out_size, int) else (int(out_size[0]), int(out_size[1]))
     n, device = feature_maps[0].shape[0], feature_maps[0].device
     ws = workspace if workspace is not None else Workspace()
-    members, h1 = model.config.members, model.config.hidden[0]
-    outputs, width = model.config.num_outputs, members * h1
-    # First layer of all members side by side: column m * h1 + j is member m's unit j.
-    w1 = model.w1.float().permute(1, 0, 2).reshape(model.w1.shape[1], width)
-    b1 = model.b1.float().reshape(width)
-    w2, b2, w3, b3 = model.folded_tail()
-    b2, b3, w3t = b2.unsqueeze(1), b3.unsqueeze(2), w3.transpose(1, 2).contiguous()  # w3t [M, C, h2]
-    rows = _band_rows(tile_rows, (H, W), width, device)
-    bands = [(r0, min(H, r0 + rows)) for r0 in range(0, H, rows)]
-    per_chunk = max(1, STATS_PIXELS // (rows * W))
-    chunks = [list(enumerate(bands))[k:k + per_chunk] for k in range(0, len(bands), per_chunk)]
-    if len(chunks[-1]) > 1 and chunks[-1][-1][1][1] - chunks[-1][-1][1][0] != rows:  # a short last band alone
-        chunks[-1:] = [chunks[-1][:-1], chunks[-1][-1:]]
-
-    levels: dict[tuple[int, int], _Level] = {}
-    start = 0
-    for index, fmap in enumerate(feature_maps):
-        c, size = fmap.shape[1], (int(fmap.shape[2]), int(fmap.shape[3]))
-        level = levels.setdefault(size, _Level(size, [], w1.new_zeros(0, width)))
-        level.indices.append(index)
-        level.weight = torch.cat([level.weight, w1[start:start + c]])
-        start += c
-    for level in levels.values():
-        if level.size != (H, W):
-            h, w = level.size
-            if w == W:
-                level.across = None
-            elif w <= DENSE_ACROSS_MAX and W >= 4 * w:  # tiny maps, many phases: one small matmul
-                level.across = _dense_taps(w, W, mode, device)
-            else:
-                level.across = _across_plan(w, W, mode)
-            level.mixers = _row_mixers(h, H, mode, bands, device)
-    native = levels.pop((H, W), None)
-    low = sorted(levels.values(), key=lambda lv: lv.size)
+    plan = _plan(model, feature_maps, (H, W), mode, tile_rows)
+    outputs = plan.outputs
 
     uncertainty = torch.empty(n, H * W, device=device)
     labels = torch.empty(n, H * W, dtype=torch.long, device=device) if task == "segmentation" else None
     heat = torch.empty(n, outputs, H * W, device=device) if task == "keypoints" else None
     for i in range(n):
-        sources = []  # per lower level: [h, W * width] rows, interpolated across
-        for k, level in enumerate(low):
-            h, w = level.size
-            packed = _pack(feature_maps, level, i, ws, f"pack{k}")           # [K, h * w]
-            proj = torch.mm(packed.t(), level.weight, out=ws.get(f"proj{k}", (h * w, width), device))
-            if level.across is None:
-                sources.append(proj.view(h, W * width))
-                continue
-            across = ws.get(f"across{k}", (h, W, width), device)
-            if isinstance(level.across, torch.Tensor):
-                torch.matmul(level.across, proj.view(h, w, width), out=across)
-            else:
-                _across(proj.view(h, w, width), level.across, across)
-            sources.append(across.view(h, W * width))
-        packed = _pack(feature_maps, native, i, ws, "native") if native is not None else None
-        for chunk in chunks:
-            t = chunk[0][1][1] - chunk[0][1][0]
-            outs = ws.get("logits", (len(chunk), members, outputs, t * W), device)
-            for j, (b, (r0, r1)) in enumerate(chunk):
-                acc = ws.get("band", (t * W, width), device)
-                if packed is not None:  # output-size taps: projected row by row, bias included
-                    torch.addmm(b1, packed[:, r0 * W:r1 * W].t(), native.weight, out=acc)
-                else:
-                    acc.copy_(b1.expand(t * W, width))
-                flat = acc.view(t, W * width)
-                for level, src in zip(low, sources):  # + every lower level, mixed down from its source rows
-                    first, mix = level.mixers[b]
-                    flat.addmm_(mix, src[first:first + mix.shape[1]])
-                hidden = torch.baddbmm(b2, acc.relu_().view(t * W, members, h1).transpose(0, 1), w2).relu_()
-                torch.baddbmm(b3, w3t, hidden.transpose(1, 2), out=outs[j])      # [M, C, t * W]
+        sources = _lower_sources(plan, feature_maps, i, ws)
+        packed = _pack(feature_maps, plan.native, i, ws, "native") if plan.native is not None else None
+        for chunk in plan.chunks:
+            outs = _chunk_outputs(plan, chunk, packed, sources, ws)
             cols = slice(chunk[0][1][0] * W, chunk[-1][1][1] * W)
             if task == "segmentation":
                 js, votes = js_and_votes(outs)
