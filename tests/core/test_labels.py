@@ -107,6 +107,20 @@ def test_colours_beyond_tolerance_error(tmp_path, spec):
     assert str(tmp_path / "m.png") in msg and "[0, 0, 255]" in msg and "3 pixels" in msg
 
 
+def test_spec_without_palette_reads_colours_through_the_default_palette(tmp_path):
+    # The colours synthesize writes for a spec without a palette read back as the same ids;
+    # an RGBA mask's alpha carries no meaning (transparent black is still black).
+    plain = LabelSpec(classes=("bg", "a", "b"))
+    rgba = np.concatenate([np.asarray(plain.palette, np.uint8)[ids()],
+                           np.zeros(ids().shape + (1,), np.uint8)], axis=-1)
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "m.png")
+    assert np.array_equal(read_label_map(tmp_path / "m.png", plain), ids())
+    rgba[0, 0, :3] = (255, 255, 255)
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "w.png")
+    with pytest.raises(LabelError, match=r"w\.png.*\[255, 255, 255\]"):
+        read_label_map(tmp_path / "w.png", plain)
+
+
 def test_size_mismatch_and_ids_outside_spec(tmp_path, spec):
     np.save(tmp_path / "a.npy", ids())
     with pytest.raises(LabelError, match=r"3x4 \(HxW\) but its image is 4x4"):
