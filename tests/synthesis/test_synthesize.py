@@ -211,6 +211,49 @@ def test_unfinished_run_with_other_settings_is_refused(labelled, interpreter_dir
     assert "settings (ignore_pixels_above)" in capsys.readouterr().err
 
 
+
+def test_shards_then_a_finishing_run_equal_one_run(labelled, interpreter_dir, tmp_path, monkeypatch, capsys):
+    """Shards stage disjoint seeds and never finalise; the run without a shard
+    renders only what is missing, and the data set equals a single run's."""
+    args = ("--n", "7", "--drop-uncertain", "0.3", "--batch-size", "2")
+    assert _synth(labelled, interpreter_dir, tmp_path / "whole", *args) == 0
+    rendered = []
+    original = synth_run.render_batch
+
+    def recording(G, seeds, *rest, **kwargs):
+        rendered.append(list(seeds))
+        return original(G, seeds, *rest, **kwargs)
+    monkeypatch.setattr(synth_run, "render_batch", recording)
+    out = tmp_path / "sharded"
+    capsys.readouterr()
+    assert _synth(labelled, interpreter_dir, out, *args, "--shard", "1/3") == 0
+    assert rendered == [[1, 4]] and not (out / "dataset.json").exists() and not (out / "images").exists()
+    assert "shard 1/3 staged (2 seeds); 5 of 7 seeds still missing" in capsys.readouterr().out
+    assert _synth(labelled, interpreter_dir, out, *args, "--shard", "0/3") == 0
+    assert rendered[1:] == [[0, 3], [6]] and not (out / "dataset.json").exists()
+    assert _synth(labelled, interpreter_dir, out, *args, "--shard", "0/3") == 0  # done: renders nothing
+    assert len(rendered) == 3
+    assert _synth(labelled, interpreter_dir, out, *args) == 0   # shard 2/3 never ran: seeds 2 and 5
+    assert rendered[3:] == [[2, 5]]
+    assert _snapshot(out) == _snapshot(tmp_path / "whole")
+    assert (out / "dataset.json").read_text() == (tmp_path / "whole" / "dataset.json").read_text()
+    # A finished data set is returned as it is, with or without a shard.
+    assert _synth(labelled, interpreter_dir, out, *args, "--shard", "2/3") == 0
+    assert len(rendered) == 4 and "5 of 7 samples kept" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("shard", ["3/3", "-1/2", "0/0"])
+def test_bad_shard_is_named(labelled, interpreter_dir, tmp_path, capsys, shard):
+    assert _synth(labelled, interpreter_dir, tmp_path / "ds", "--n", "4", f"--shard={shard}") == 2
+    assert f"--shard {shard}: expected I/N with 0 <= I < N" in capsys.readouterr().err
+    assert not (tmp_path / "ds").exists()
+
+
+def test_unparsable_shard_is_refused_by_argparse(labelled, interpreter_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        _synth(labelled, interpreter_dir, tmp_path / "ds", "--n", "4", "--shard", "two")
+    assert "argument --shard: 'two': expected I/N" in capsys.readouterr().err
+
 def test_damaged_staged_files_are_named(labelled, interpreter_dir, tmp_path, monkeypatch, capsys):
     out = tmp_path / "ds"
     _interrupt_at_candidate(monkeypatch, 3)

@@ -8,7 +8,7 @@ from datasetgan.core.config import finite_float
 from datasetgan.core.devices import resolve_device
 from datasetgan.generator import load_generator
 from datasetgan.interpreter.artifact import Interpreter
-from datasetgan.synthesis.run import SynthesisConfig, synthesize
+from datasetgan.synthesis.run import SynthesisConfig, missing_seeds, synthesize
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,22 +34,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=8,
                    help="seeds per generator call (default 8; padded to at least 2). The data set is the same "
                         "whatever the batch size: each sample is computed as if alone")
+    p.add_argument("--shard", type=shard_arg, default=None, metavar="I/N",
+                   help="render only every N-th seed from the I-th (0 <= I < N) into --out, e.g. one process "
+                        "per GPU; shards do not finish the data set: when all have ended, run the same "
+                        "command without --shard (it renders what is missing, then writes dataset.json)")
     p.add_argument("--class-idx", type=int, default=None, help="class for conditional generators")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if present)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_synthesize)
 
 
+def shard_arg(text: str) -> tuple[int, int]:
+    """``"I/N"`` -> ``(I, N)``; the range is checked by ``SynthesisConfig``."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected I/N, e.g. 0/4") from None
+    return index, count
+
+
 def run_synthesize(args: argparse.Namespace) -> int:
     config = SynthesisConfig(n=args.n, seed_start=args.seed_start, truncation=args.truncation,
                              truncation_cutoff=args.truncation_cutoff, drop_uncertain=args.drop_uncertain,
                              batch_size=args.batch_size, class_idx=args.class_idx,
-                             ignore_pixels_above=args.ignore_pixels_above)
+                             ignore_pixels_above=args.ignore_pixels_above, shard=args.shard)
     device = resolve_device(args.device)
     interp = Interpreter.load(args.interpreter, device=device)
     G = load_generator(args.generator, device=device)
     info = synthesize(G, interp, args.out, config, device, generator_checkpoint=str(args.generator),
                       interpreter_dir=str(args.interpreter), quiet=args.quiet)
+    if info is None:
+        missing = len(missing_seeds(args.out, config))
+        print(f"{args.out}: shard {args.shard[0]}/{args.shard[1]} staged ({len(config.shard_seeds)} seeds); "
+              f"{missing} of {config.n} seeds still missing. When every shard has ended, run the same command "
+              "without --shard to finish the data set")
+        return 0
     print(f"{args.out}: {info['kept']} of {config.n} samples kept "
           f"({len(info['dropped_seeds'])} most uncertain dropped)"
           + (f"; {info['unlabelled']['pixel_fraction']:.1%} of their pixels left unlabelled"

@@ -15,6 +15,13 @@ dropped (ties broken by seed), the kept files are linked to their final
 names, and ``dataset.json`` is written last: its presence means the data set
 is complete.
 
+Several processes (one per GPU, or machines sharing the folder) can render
+one data set: each runs with ``shard=(i, n)`` and renders every ``n``-th
+seed from the ``i``-th (``--shard i/n``). Shards only stage; a run without
+a shard, started after every shard has ended, renders whatever is still
+missing and finalises, so the result equals a single run's (the run key
+does not include the shard).
+
 Beyond the reference, which only drops whole images, ``ignore_pixels_above``
 also leaves a kept image's most uncertain pixels unlabelled (its
 ``ignore_index`` in the label file and in ``dataset.json``): they are mostly
@@ -62,6 +69,8 @@ class SynthesisConfig:
     # Segmentation: pixels whose Jensen-Shannon divergence exceeds this are written as unlabelled
     # (the spec's ignore_index, else IGNORE), so a segmenter trained on the set skips them.
     ignore_pixels_above: float | None = None
+    # (index, count): stage only the seeds ``seed_start + index + k * count``, and do not finalise.
+    shard: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -74,10 +83,22 @@ class SynthesisConfig:
             raise UserError(f"--batch-size {self.batch_size}: must be >= 1")
         if self.ignore_pixels_above is not None and not self.ignore_pixels_above > 0:
             raise UserError(f"--ignore-pixels-above {self.ignore_pixels_above}: must be > 0")
+        if self.shard is not None:
+            index, count = self.shard
+            if not 0 <= index < count:
+                raise UserError(f"--shard {index}/{count}: expected I/N with 0 <= I < N, e.g. 0/4 to 3/4")
 
     @property
     def seeds(self) -> list[int]:
         return list(range(self.seed_start, self.seed_start + self.n))
+
+    @property
+    def shard_seeds(self) -> list[int]:
+        """The seeds this run renders: all of them, or every ``count``-th from the shard's index."""
+        if self.shard is None:
+            return self.seeds
+        index, count = self.shard
+        return self.seeds[index::count]
 
     @property
     def keep_count(self) -> int:
@@ -153,9 +174,10 @@ def _check_run(out: Path, key: dict) -> bool:
 @torch.no_grad()
 def render_candidates(G: Generator, interp: Interpreter, config: SynthesisConfig, staging: Path,
                       device: torch.device, quiet: bool = False) -> None:
-    """Render and label every seed whose record is missing."""
+    """Render and label every seed (of the shard) whose record is missing."""
     selected = interp.selected_features(G)
-    todo = [s for s in config.seeds if not _record_path(staging, s).exists()]
+    mine = config.shard_seeds
+    todo = [s for s in mine if not _record_path(staging, s).exists()]
     c = None
     if G.c_dim:
         if config.class_idx is None or not 0 <= config.class_idx < G.c_dim:
@@ -163,11 +185,13 @@ def render_candidates(G: Generator, interp: Interpreter, config: SynthesisConfig
         c = torch.zeros(G.c_dim)
         c[config.class_idx] = 1
     interp.model.to(device)
-    bar = progress(desc="synthesize", total=config.n, initial=config.n - len(todo), unit="img", disable=quiet)
+    desc = "synthesize" if config.shard is None else f"synthesize (shard {config.shard[0]}/{config.shard[1]})"
+    bar = progress(desc=desc, total=len(mine), initial=len(mine) - len(todo), unit="img", disable=quiet)
     # Every call renders a fixed number of samples (the last batch padded), each
     # sample computed as if alone (render.py); the interpreter labels each image
-    # on its own. So a seed's files do not depend on --batch-size or on which
-    # seeds an interrupted run had already done.
+    # on its own. So a seed's files do not depend on --batch-size, on which
+    # seeds an interrupted run had already done, or on the shard (the padded
+    # size comes from the whole run's n).
     size = padded_batch_size(config.batch_size, config.n)
     workspace = Workspace()
 
@@ -284,8 +308,12 @@ def finalise(out: Path, interp: Interpreter, config: SynthesisConfig, key: dict,
 
 def synthesize(G: Generator, interp: Interpreter, out: str | Path, config: SynthesisConfig,
                device: torch.device, generator_checkpoint: str = "", interpreter_dir: str = "",
-               quiet: bool = False) -> dict:
-    """Make (or finish) the data set in ``out``; returns the ``dataset.json`` content."""
+               quiet: bool = False) -> dict | None:
+    """Make (or finish) the data set in ``out``; returns the ``dataset.json`` content.
+
+    With ``config.shard`` set, only stages that shard's seeds and returns
+    None (unless the data set is already complete); see ``missing_seeds``.
+    """
     from datasetgan.generator import generator_fingerprint
     out = Path(out)
     if config.ignore_pixels_above is not None and interp.task != "segmentation":
@@ -299,7 +327,15 @@ def synthesize(G: Generator, interp: Interpreter, out: str | Path, config: Synth
     staging.mkdir(parents=True, exist_ok=True)
     write_json(staging / "run.json", key)
     render_candidates(G, interp, config, staging, device, quiet)
+    if config.shard is not None:  # other shards may still be writing: a run without a shard finalises
+        return None
     return finalise(out, interp, config, key, generator_checkpoint, interpreter_dir)
+
+
+def missing_seeds(out: str | Path, config: SynthesisConfig) -> list[int]:
+    """The seeds of the whole run whose staged record does not exist yet."""
+    staging = Path(out) / STAGING
+    return [s for s in config.seeds if not _record_path(staging, s).exists()]
 
 
 def read_manifest(out: str | Path) -> list[dict]:
