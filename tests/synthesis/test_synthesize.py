@@ -231,6 +231,7 @@ def test_shards_then_a_finishing_run_equal_one_run(labelled, interpreter_dir, tm
     assert "shard 1/3 staged (2 seeds); 5 of 7 seeds still missing" in capsys.readouterr().out
     assert _synth(labelled, interpreter_dir, out, *args, "--shard", "0/3") == 0
     assert rendered[1:] == [[0, 3], [6]] and not (out / "dataset.json").exists()
+    assert "2 of 7 seeds still missing" in capsys.readouterr().out
     assert _synth(labelled, interpreter_dir, out, *args, "--shard", "0/3") == 0  # done: renders nothing
     assert len(rendered) == 3
     assert _synth(labelled, interpreter_dir, out, *args) == 0   # shard 2/3 never ran: seeds 2 and 5

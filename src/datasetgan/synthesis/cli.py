@@ -65,9 +65,10 @@ def run_synthesize(args: argparse.Namespace) -> int:
                       interpreter_dir=str(args.interpreter), quiet=args.quiet)
     if info is None:
         missing = len(missing_seeds(args.out, config))
+        state = (f"{missing} of {config.n} seeds still missing. When every shard has ended, run"
+                 if missing else "every seed is staged: run")
         print(f"{args.out}: shard {args.shard[0]}/{args.shard[1]} staged ({len(config.shard_seeds)} seeds); "
-              f"{missing} of {config.n} seeds still missing. When every shard has ended, run the same command "
-              "without --shard to finish the data set")
+              f"{state} the same command without --shard to finish the data set")
         return 0
     print(f"{args.out}: {info['kept']} of {config.n} samples kept "
           f"({len(info['dropped_seeds'])} most uncertain dropped)"
