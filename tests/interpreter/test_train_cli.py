@@ -149,3 +149,55 @@ def test_bad_samples_folder_and_generator(samples, tmp_path, capsys):
     make_tiny_generator(seed=5).save_pretrained(tmp_path / "G5")
     assert _train(samples, labels, tmp_path / "o", "--generator", str(tmp_path / "G5")) == 2
     assert "is not the one that made" in capsys.readouterr().err
+
+
+def test_interrupted_training_resumes_to_the_same_bits(samples, tmp_path, monkeypatch, capsys):
+    """SIGTERM mid-run: the state is saved, the command exits 130, and the same
+    command resumes it; the result equals an uninterrupted run's bit for bit
+    (the stop falls inside an epoch, so the saved shuffle position matters)."""
+    import os
+    import signal
+
+    from datasetgan.interpreter import cli as interp_cli
+    from datasetgan.interpreter.train import MaskedAdam
+    labels = _masks(tmp_path / "L", ["000000", "000001"])
+    args = ("--pixels-per-image", "300", "--max-steps", "40")  # 600 pixels: 9 batches of 64 per epoch
+    assert _train(samples, labels, tmp_path / "whole", *args) == 0
+    monkeypatch.setattr(interp_cli, "STATE_EVERY_SECONDS", 0.0)  # also save after every step
+    calls = {"n": 0}
+    original = MaskedAdam.step
+
+    def step_then_signal(self, active):
+        original(self, active)
+        calls["n"] += 1
+        if calls["n"] == 13:
+            os.kill(os.getpid(), signal.SIGTERM)
+    monkeypatch.setattr(MaskedAdam, "step", step_then_signal)
+    out = tmp_path / "resumed"
+    assert _train(samples, labels, out, *args) == 130
+    state = out / interp_cli.STATE_FILE
+    assert state.exists() and not (out / "model.safetensors").exists()
+    assert "stopped by SIGTERM at step 13" in capsys.readouterr().out
+    monkeypatch.setattr(MaskedAdam, "step", original)
+    # Other settings are refused, naming the state file and what differs; nothing is lost.
+    assert _train(samples, labels, out, "--pixels-per-image", "300", "--max-steps", "41") == 2
+    err = capsys.readouterr().err
+    assert str(state) in err and "(config)" in err and state.exists()
+    assert _train(samples, labels, out, *args) == 0
+    assert "resuming" in capsys.readouterr().out and not state.exists()
+    a = Interpreter.load(tmp_path / "whole").model.state_dict()
+    b = Interpreter.load(out).model.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    trained = json.loads((out / "config.json").read_text())["training"]
+    assert trained["steps"] == 40 and trained["epochs"] == 5
+
+
+def test_damaged_training_state_is_named(samples, tmp_path, capsys):
+    from datasetgan.interpreter import cli as interp_cli
+    labels = _masks(tmp_path / "L", ["000000", "000001"])
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / interp_cli.STATE_FILE).write_bytes(b"\x00" * 50)
+    assert _train(samples, labels, out, "--pixels-per-image", "100") == 2
+    err = capsys.readouterr().err
+    assert interp_cli.STATE_FILE in err and "delete it to start over" in err

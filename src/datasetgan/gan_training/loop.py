@@ -10,9 +10,7 @@ on the device until the end of a tick (one sync per tick).
 from __future__ import annotations
 
 import copy
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ from datasetgan.core.devices import adam_kwargs, resolve_device
 from datasetgan.core.errors import UserError
 from datasetgan.core.fileio import append_jsonl, write_json
 from datasetgan.core.images import grid, save_png, to_uint8
+from datasetgan.core.signals import Interrupted, StopFlag
 from datasetgan.core.weights import read_weights
 from datasetgan.gan_training import checkpoint as ckpt
 from datasetgan.gan_training import distributed as ddp
@@ -38,34 +37,8 @@ from datasetgan.gan_training.step import StepParts, train_step
 from datasetgan.generator import Generator, z_from_seeds
 
 
-class TrainingInterrupted(KeyboardInterrupt):
+class TrainingInterrupted(Interrupted):
     """Raised after SIGINT/SIGTERM once a resumable snapshot has been written."""
-
-
-class _StopFlag:
-    """SIGINT/SIGTERM set a flag; the loop finishes its step, snapshots and stops.
-
-    A second SIGINT while the first is being handled interrupts at once.
-    """
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._old: dict[int, object] = {}
-
-    def _handler(self, signum, frame):
-        if self.signum is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signum = signum
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handler)
-        return self
-
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
 
 
 def make_optimizer(module: torch.nn.Module, cfg: TrainConfig, reg_interval: int | None,
@@ -151,14 +124,14 @@ def train(cfg: TrainConfig, resume: Path | None = None, quiet: bool = False,
     """
     info = ddp.init_distributed(cfg.device)
     try:
-        with _StopFlag() as stop:
+        with StopFlag() as stop:
             return _train(cfg, resume, quiet, dataset, info, stop)
     finally:
         ddp.shutdown(info)
 
 
 def _train(cfg: TrainConfig, resume: Path | None, quiet: bool, dataset: ImageDataset | None,
-           info: ddp.DistInfo, stop: _StopFlag) -> Path:
+           info: ddp.DistInfo, stop: StopFlag) -> Path:
     check_config(cfg, info.world_size)
     cfg = resolve(cfg)
     device = resolve_device(cfg.device) if not info.enabled or cfg.device == "cpu" else (
@@ -275,8 +248,7 @@ def _train(cfg: TrainConfig, resume: Path | None, quiet: bool, dataset: ImageDat
                 from datasetgan.gan_training.metrics import report_metrics
                 report_metrics(cfg, G_ema, dataset, run_dir, path, device, log)
         if stopping:
-            name = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}.get(stop.signum, "a signal")
-            warn(f"train-gan: stopped by {name}; resumable checkpoint {path} "
+            warn(f"train-gan: stopped by {stop.name}; resumable checkpoint {path} "
                 f"(continue with --resume {path} or --resume latest)")
             raise TrainingInterrupted(str(path))
         # Tick timing should not include snapshot and grid writing.

@@ -13,7 +13,7 @@ from datasetgan.core.labels import load_label_spec
 from datasetgan.interpreter.artifact import Interpreter
 from datasetgan.interpreter.config import InterpreterConfig
 from datasetgan.interpreter.data import build_training_data, detect_task, open_generator, read_samples_folder
-from datasetgan.interpreter.train import train_ensemble
+from datasetgan.interpreter.train import Resume, train_ensemble
 
 
 def _pixels(text: str) -> int | str:
@@ -25,10 +25,16 @@ def _pixels(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected a number or 'all', got {text!r}") from None
 
 
+STATE_FILE = ".training-state.safetensors"   # in --out while training; removed when the interpreter is saved
+STATE_EVERY_SECONDS = 300.0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train-interpreter", help="train the style interpreter (pixel MLP ensemble) on a few labels",
-        description="Train an ensemble of pixel MLPs on generator features of labelled samples.")
+        description="Train an ensemble of pixel MLPs on generator features of labelled samples. The "
+                    "training state is saved in --out every 5 minutes and on Ctrl-C or SIGTERM; the same "
+                    "command started again resumes it and gives the same interpreter.")
     p.add_argument("--samples", required=True, metavar="DIR", help="folder written by `datasetgan sample`")
     p.add_argument("--labels", required=True, metavar="DIR",
                    help="LABELS/<stem>.png|.npy (masks) or LABELS/<stem>.json (keypoints)")
@@ -92,7 +98,12 @@ def run_train_interpreter(args: argparse.Namespace) -> int:
                                allow_unlabelled=args.allow_unlabelled)
     del G
     num_outputs = spec.num_classes if task == "segmentation" else spec.num_keypoints
-    model, stats = train_ensemble(data.bank, data.pixels, num_outputs, task, config, device, quiet=args.quiet)
+    # Resumable: an interrupted run started again with the same arguments continues (train.py).
+    resume = Resume(out / STATE_FILE, every_seconds=STATE_EVERY_SECONDS,
+                    key={"generator": fingerprint, "labelled": data.stems, "layers": data.selected.names,
+                         "out_size": list(data.out_size)})
+    model, stats = train_ensemble(data.bank, data.pixels, num_outputs, task, config, device, quiet=args.quiet,
+                                  resume=resume)
     interpreter = Interpreter(
         model=model, task=task, spec=spec, layers=data.selected.names, upsample=config.upsample,
         out_size=data.out_size, generator_fingerprint=fingerprint,
@@ -103,6 +114,7 @@ def run_train_interpreter(args: argparse.Namespace) -> int:
                   "steps": stats.steps, "epochs": stats.epochs, "member_stopped_at": stats.stopped_at,
                   "member_best_loss": stats.best_loss, "seconds": round(time.time() - start, 2)})
     interpreter.save(out)
+    resume.path.unlink(missing_ok=True)
     print(f"trained {config.members} members on {len(data.pixels)} pixels of {len(data.stems)} labelled "
           f"images ({task}, feature width {data.bank.width}) in {stats.steps} steps; wrote {out}")
     return 0

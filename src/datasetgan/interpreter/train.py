@@ -5,18 +5,35 @@ The reference trains each member separately on the full in-memory feature
 table. Here every step gathers ``members x batch`` pixels from the
 native-size maps, runs one batched forward/backward, and an Adam step that
 leaves stopped members untouched.
+
+With ``resume`` (``train-interpreter`` always gives one), the whole training
+state (weights, BatchNorm statistics, Adam moments, early-stopping counters,
+the random generator as it was at the start of the epoch, and the position
+in it) is written to one safetensors file every few minutes and when
+SIGINT/SIGTERM arrives. A run started again with the same settings and data
+continues from there and ends with the same bits as an uninterrupted run.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import save_file
 
+from datasetgan.core.config import config_to_dict
+from datasetgan.core.errors import CheckpointError, UserError
+from datasetgan.core.fileio import atomic_path
 from datasetgan.core.labels import frequency_weights_from_counts
 from datasetgan.core.progress import progress
+from datasetgan.core.signals import Interrupted, StopFlag
+from datasetgan.core.weights import read_weights
 from datasetgan.features import FeatureBank
 from datasetgan.interpreter.config import InterpreterConfig
 from datasetgan.interpreter.keypoints import gaussian_targets
@@ -50,6 +67,33 @@ class TrainStats:
     last_loss: list[float] = field(default_factory=list)
 
 
+STATE_FORMAT = "datasetgan-interpreter-training"
+
+
+@dataclass
+class Resume:
+    """Where ``train_ensemble`` keeps its resumable state: one safetensors file
+    (tensors, and the rest as JSON in its metadata), written every
+    ``every_seconds`` and on SIGINT/SIGTERM. ``key`` identifies the run beyond
+    the settings and pixels that ``train_ensemble`` adds (e.g. the generator's
+    fingerprint and the labelled stems)."""
+
+    path: Path
+    key: dict = field(default_factory=dict)
+    every_seconds: float = 300.0
+
+
+def pixel_digest(pixels: PixelSet) -> str:
+    """sha256 of every tensor of ``pixels`` (which pixels, and their labels)."""
+    h = hashlib.sha256()
+    for name in ("image_index", "ys", "xs", "labels", "keypoints", "visible"):
+        t = getattr(pixels, name)
+        if t is not None:
+            h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+            h.update(t.contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
 class MaskedAdam:
     """Adam (PyTorch's defaults) over ``[M, ...]`` parameters, stepping only active members."""
 
@@ -63,6 +107,14 @@ class MaskedAdam:
     def zero_grad(self) -> None:
         for p in self.params:
             p.grad = None
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return {"steps": self.steps, **{f"exp_avg.{i}": t for i, t in enumerate(self.exp_avg)},
+                **{f"exp_avg_sq.{i}": t for i, t in enumerate(self.exp_avg_sq)}}
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        for name, t in self.state_tensors().items():
+            t.copy_(tensors[name])
 
     @torch.no_grad()
     def step(self, active: torch.Tensor) -> None:
@@ -87,15 +139,80 @@ class MaskedAdam:
             p[members].addcdiv_(m, v.sqrt().div_(bc2 ** 0.5).add_(self.eps), value=-self.lr / bc1)
 
 
+@dataclass
+class _Progress:
+    """The loop's state besides the model and the optimiser."""
+
+    active: torch.Tensor                # [M] bool: members still training
+    best: torch.Tensor                  # [M] best batch loss since min_epochs
+    since: torch.Tensor                 # [M] batches since that best
+    last: torch.Tensor                  # [M] the last batch loss
+    epoch: int = 0
+    step_in_epoch: int = 0              # the next batch of that epoch
+    epoch_rng: torch.Tensor | None = None  # the generator's state before the epoch's shuffles
+
+    TENSORS = ("active", "best", "since", "last")
+
+
+def _save_state(resume: Resume, key: dict, model: EnsembleMLP, opt: MaskedAdam, prog: _Progress,
+                stats: TrainStats) -> None:
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors.update({f"adam.{k}": v for k, v in opt.state_tensors().items()})
+    tensors.update({f"progress.{k}": getattr(prog, k) for k in _Progress.TENSORS})
+    tensors["progress.epoch_rng"] = prog.epoch_rng
+    meta = {"format": STATE_FORMAT, "key": key, "epoch": prog.epoch, "step_in_epoch": prog.step_in_epoch,
+            "stats": asdict(stats)}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    with atomic_path(resume.path) as tmp:
+        save_file(tensors, str(tmp), metadata={"state": json.dumps(meta)})
+
+
+def _load_state(resume: Resume, key: dict, model: EnsembleMLP, opt: MaskedAdam, prog: _Progress,
+                stats: TrainStats) -> None:
+    """Restore a saved state in place; one of another run, or damaged, is a ``UserError``."""
+    from safetensors import safe_open
+    path = resume.path
+    try:
+        tensors = read_weights(path)
+    except CheckpointError as exc:
+        raise UserError(f"{exc}; delete it to start over") from None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {})["state"])
+        if meta.get("format") != STATE_FORMAT:
+            raise ValueError(f"format {meta.get('format')!r}")
+    except (KeyError, ValueError, TypeError) as exc:
+        raise UserError(f"{path}: not a train-interpreter state ({exc}); delete it to start over") from None
+    if meta["key"] != key:
+        diff = sorted(k for k in {**meta["key"], **key} if meta["key"].get(k) != key.get(k))
+        raise UserError(f"{path}: an unfinished training with other settings or data ({', '.join(diff)}); "
+                        "run with the same arguments to finish it, or delete the file to start over")
+    try:
+        model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+        opt.load_state_tensors({k[len("adam."):]: v for k, v in tensors.items() if k.startswith("adam.")})
+        for name in _Progress.TENSORS:
+            getattr(prog, name).copy_(tensors[f"progress.{name}"])
+        prog.epoch_rng = tensors["progress.epoch_rng"]
+        prog.epoch, prog.step_in_epoch = int(meta["epoch"]), int(meta["step_in_epoch"])
+        for k, v in meta["stats"].items():
+            setattr(stats, k, v)
+    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+        raise UserError(f"{path}: damaged train-interpreter state ({type(exc).__name__}: {exc}); "
+                        "delete it to start over") from None
+
+
 def train_ensemble(bank: FeatureBank, pixels: PixelSet, num_outputs: int,
                    task: Literal["segmentation", "keypoints"], config: InterpreterConfig,
-                   device: torch.device | str = "cpu", quiet: bool = False
+                   device: torch.device | str = "cpu", quiet: bool = False, resume: Resume | None = None
                    ) -> tuple[EnsembleMLP, TrainStats]:
     """Train ``config.members`` MLPs on ``pixels``; returns the model (eval mode) and stats.
 
     Batches of ``batch_size`` pixels per member, each member with its own
     shuffle. A member stops after ``patience`` batches without a new best
     batch loss, counted from epoch ``min_epochs`` on (the reference's rule).
+    With ``resume``, continues a saved state and keeps one (see the module's
+    docstring), raising ``Interrupted`` after saving on SIGINT/SIGTERM; the
+    caller removes ``resume.path`` once the result is saved.
     """
     n_pix = len(pixels)
     if n_pix < 2:
@@ -106,10 +223,19 @@ def train_ensemble(bank: FeatureBank, pixels: PixelSet, num_outputs: int,
                         generator=gen).to(device)
     model.train()
     opt = MaskedAdam(model.parameters(), config.lr)
-    active = torch.ones(M, dtype=torch.bool, device=device)
-    best = torch.full((M,), float("inf"), device=device)
-    since = torch.zeros(M, dtype=torch.long, device=device)
+    prog = _Progress(active=torch.ones(M, dtype=torch.bool, device=device),
+                     best=torch.full((M,), float("inf"), device=device),
+                     since=torch.zeros(M, dtype=torch.long, device=device), last=torch.zeros(M, device=device))
     stats = TrainStats(stopped_at=[None] * M)
+    key = {}
+    if resume is not None:
+        key = {**resume.key, "config": config_to_dict(config), "task": task, "num_outputs": num_outputs,
+               "feature_width": bank.width, "pixels": pixel_digest(pixels)}
+        key = json.loads(json.dumps(key))  # as it reads back (tuples become lists)
+        if resume.path.exists():
+            _load_state(resume, key, model, opt, prog, stats)
+            gen.set_state(prog.epoch_rng)  # the shuffles of the epoch it stopped in, again
+            print(f"train-interpreter: resuming {resume.path} at step {stats.steps} (epoch {prog.epoch + 1})")
     steps_per_epoch = n_pix // B  # drop the ragged last batch (BatchNorm needs >= 2 pixels)
     class_weight = None
     if task == "segmentation" and config.class_weight_power > 0:
@@ -118,48 +244,70 @@ def train_ensemble(bank: FeatureBank, pixels: PixelSet, num_outputs: int,
                                     dtype=torch.float32, device=device)
     kp = pixels.keypoints.to(device) if pixels.keypoints is not None else None
     vis = pixels.visible.to(device).float() if pixels.visible is not None else None
-    bar = progress(desc="train-interpreter", unit="batch", disable=quiet,
+    bar = progress(desc="train-interpreter", unit="batch", disable=quiet, initial=stats.steps,
                    total=config.max_steps or steps_per_epoch * config.max_epochs)
-    last = torch.zeros(M)
     order = torch.empty(M, n_pix, dtype=torch.int32)
-    for epoch in range(config.max_epochs):
-        for m in range(M):  # each member its own shuffle, filled in place (no [M, P] int64 copy)
-            order[m] = torch.randperm(n_pix, generator=gen, dtype=torch.int32)
-        for s in range(steps_per_epoch):
-            idx = order[:, s * B:(s + 1) * B].reshape(-1).long()
-            img, ys, xs = pixels.image_index[idx], pixels.ys[idx], pixels.xs[idx]
-            x = bank.gather(img, ys, xs).to(device).view(M, B, bank.width)
-            out = model(x, active)
-            if task == "segmentation":
-                target = pixels.labels[idx].to(device).long()
-                loss_m = F.cross_entropy(out.reshape(M * B, -1), target, weight=class_weight,
-                                         reduction="none").view(M, B).mean(1)
-            else:
-                img_d = img.to(device)
-                target = gaussian_targets(kp[img_d], ys.to(device), xs.to(device), config.heatmap_sigma)
-                weight = vis[img_d].view(M, B, -1)
-                sq = (out - target.view(M, B, -1)) ** 2 * weight
-                loss_m = sq.sum(dim=(1, 2)) / weight.sum(dim=(1, 2)).clamp_min(1.0)
-            opt.zero_grad()
-            (loss_m * active.float()).sum().backward()
-            opt.step(active)
-            stats.steps += 1
-            bar.update(1)
-            last = loss_m.detach()
-            if epoch >= config.min_epochs:
-                improved = last < best
-                best = torch.where(improved & active, last, best)
-                since = torch.where(improved, torch.zeros_like(since), since + 1)
-                stop = active & (since > config.patience)
-                for m in torch.nonzero(stop).flatten().tolist():
-                    stats.stopped_at[m] = stats.steps
-                active &= ~stop
-            if not bool(active.any()) or (config.max_steps and stats.steps >= config.max_steps):
+    saved_at = time.monotonic()
+
+    def finished() -> bool:
+        return not bool(prog.active.any()) or bool(config.max_steps and stats.steps >= config.max_steps)
+
+    with StopFlag() as signals:
+        for epoch in range(prog.epoch, config.max_epochs):
+            if epoch != prog.epoch or prog.epoch_rng is None:
+                prog.epoch, prog.step_in_epoch, prog.epoch_rng = epoch, 0, gen.get_state()
+            for m in range(M):  # each member its own shuffle, filled in place (no [M, P] int64 copy)
+                order[m] = torch.randperm(n_pix, generator=gen, dtype=torch.int32)
+            for s in range(prog.step_in_epoch, steps_per_epoch):
+                idx = order[:, s * B:(s + 1) * B].reshape(-1).long()
+                img, ys, xs = pixels.image_index[idx], pixels.ys[idx], pixels.xs[idx]
+                x = bank.gather(img, ys, xs).to(device).view(M, B, bank.width)
+                out = model(x, prog.active)
+                if task == "segmentation":
+                    target = pixels.labels[idx].to(device).long()
+                    loss_m = F.cross_entropy(out.reshape(M * B, -1), target, weight=class_weight,
+                                             reduction="none").view(M, B).mean(1)
+                else:
+                    img_d = img.to(device)
+                    target = gaussian_targets(kp[img_d], ys.to(device), xs.to(device), config.heatmap_sigma)
+                    weight = vis[img_d].view(M, B, -1)
+                    sq = (out - target.view(M, B, -1)) ** 2 * weight
+                    loss_m = sq.sum(dim=(1, 2)) / weight.sum(dim=(1, 2)).clamp_min(1.0)
+                opt.zero_grad()
+                (loss_m * prog.active.float()).sum().backward()
+                opt.step(prog.active)
+                stats.steps += 1
+                bar.update(1)
+                prog.last = loss_m.detach()
+                if epoch >= config.min_epochs:
+                    _early_stopping(prog, stats, config.patience)
+                prog.step_in_epoch = s + 1
+                if finished():
+                    break
+                if resume is not None and (signals.signum is not None
+                                           or time.monotonic() - saved_at >= resume.every_seconds):
+                    _save_state(resume, key, model, opt, prog, stats)
+                    saved_at = time.monotonic()
+                    if signals.signum is not None:
+                        bar.close()
+                        print(f"train-interpreter: stopped by {signals.name} at step {stats.steps}; "
+                              f"run the same command again to resume from {resume.path}", flush=True)
+                        raise Interrupted(str(resume.path))
+            stats.epochs = epoch + 1
+            if finished():
                 break
-        stats.epochs = epoch + 1
-        if not bool(active.any()) or (config.max_steps and stats.steps >= config.max_steps):
-            break
     bar.close()
-    stats.best_loss = [float(v) for v in best.cpu()]
-    stats.last_loss = [float(v) for v in last.cpu()]
+    stats.best_loss = [float(v) for v in prog.best.cpu()]
+    stats.last_loss = [float(v) for v in prog.last.cpu()]
     return model.eval(), stats
+
+
+def _early_stopping(prog: _Progress, stats: TrainStats, patience: int) -> None:
+    """After a batch: new best losses, batches since, and the members that stop now."""
+    improved = prog.last < prog.best
+    prog.best = torch.where(improved & prog.active, prog.last, prog.best)
+    prog.since = torch.where(improved, torch.zeros_like(prog.since), prog.since + 1)
+    stop = prog.active & (prog.since > patience)
+    for m in torch.nonzero(stop).flatten().tolist():
+        stats.stopped_at[m] = stats.steps
+    prog.active &= ~stop
