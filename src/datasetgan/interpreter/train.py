@@ -25,6 +25,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 from safetensors.torch import save_file
 
 from datasetgan.core.config import config_to_dict
@@ -170,7 +171,6 @@ def _save_state(resume: Resume, key: dict, model: EnsembleMLP, opt: MaskedAdam, 
 def _load_state(resume: Resume, key: dict, model: EnsembleMLP, opt: MaskedAdam, prog: _Progress,
                 stats: TrainStats) -> None:
     """Restore a saved state in place; one of another run, or damaged, is a ``UserError``."""
-    from safetensors import safe_open
     path = resume.path
     try:
         tensors = read_weights(path)
@@ -178,10 +178,10 @@ def _load_state(resume: Resume, key: dict, model: EnsembleMLP, opt: MaskedAdam, 
         raise UserError(f"{exc}; delete it to start over") from None
     try:
         with safe_open(str(path), framework="pt") as f:
-            meta = json.loads((f.metadata() or {})["state"])
-        if meta.get("format") != STATE_FORMAT:
-            raise ValueError(f"format {meta.get('format')!r}")
-    except (KeyError, ValueError, TypeError) as exc:
+            meta = json.loads((f.metadata() or {}).get("state", "null"))
+        if not isinstance(meta, dict) or meta.get("format") != STATE_FORMAT or not isinstance(meta.get("key"), dict):
+            raise ValueError("no datasetgan training state in its metadata")
+    except ValueError as exc:  # json's errors are ValueErrors too
         raise UserError(f"{path}: not a train-interpreter state ({exc}); delete it to start over") from None
     if meta["key"] != key:
         diff = sorted(k for k in {**meta["key"], **key} if meta["key"].get(k) != key.get(k))
