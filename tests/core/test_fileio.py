@@ -49,3 +49,18 @@ def test_damaged_json_is_a_user_error_naming_the_file(tmp_path):
     (tmp_path / "log.jsonl").write_text('{"i": 0}\n{"i": \n{"i": 2}\n')
     with pytest.raises(UserError, match=r"log\.jsonl, line 2: not valid JSON"):
         fileio.read_jsonl(tmp_path / "log.jsonl")
+
+
+def test_finished_files_get_the_umask_mode_not_mkstemps_0600(tmp_path):
+    """Data sets and checkpoints must be readable by whoever the umask allows."""
+    import os
+    import stat
+
+    fileio.write_json(tmp_path / "a.json", {"x": 1})
+    with fileio.atomic_path(tmp_path / "b.bin") as tmp:
+        tmp.write_bytes(b"1")
+    for name in ("a.json", "b.bin"):
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == fileio.FILE_MODE
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert fileio.FILE_MODE == 0o666 & ~mask

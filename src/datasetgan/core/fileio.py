@@ -12,6 +12,20 @@ from typing import Any, Iterator
 from datasetgan.core.errors import UserError
 
 
+def _umask() -> int:
+    """The process's umask, read once at import (reading it means setting it,
+    which is not safe while other threads create files)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates files readable by their owner only; a finished file gets the
+# mode any plain open() would have given it, so data sets and checkpoints can
+# be shared (group members, containers running as another user, web servers).
+FILE_MODE = 0o666 & ~_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
@@ -26,6 +40,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, FILE_MODE)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
