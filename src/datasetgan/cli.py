@@ -21,7 +21,7 @@ STAGE_CLIS = [
     "datasetgan.interpreter.cli",    # train-interpreter
     "datasetgan.synthesis.cli",      # synthesize
     "datasetgan.segmenter.cli",      # train-segmenter, train-keypoints
-    "datasetgan.evaluation.cli",     # evaluate
+    "datasetgan.evaluation.cli",     # evaluate, import-helen, import-labelme
     "datasetgan.demo.cli",           # demo
 ]
 
