@@ -228,8 +228,40 @@ def frequency_weights_from_counts(counts: np.ndarray, power: float) -> np.ndarra
 
 
 def load_label_spec(path: str | Path) -> LabelSpec:
-    """Read a spec file (``.yaml``/``.yml``/``.json``); errors name the file and key."""
+    """Read a spec file (``.yaml``/``.yml``/``.json``, or a CVAT/Datumaro
+    ``labelmap.txt``); errors name the file and key (or line)."""
+    if Path(path).suffix == ".txt":
+        return LabelSpec.from_dict(read_labelmap(path), where=str(path))
     return LabelSpec.from_dict(read_mapping(path), where=str(path))
+
+
+def read_labelmap(path: str | Path) -> dict:
+    """The ``labelmap.txt`` that CVAT's and Datumaro's "Segmentation mask"
+    exports write beside their colour-coded masks, one class per line as
+    ``name:r,g,b:parts:actions`` (``#`` starts a comment), as spec keys
+    ``classes`` and ``palette``, in the file's order."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except UnicodeDecodeError as exc:
+        raise LabelError(path, f"not a text file ({exc})") from None
+    classes, palette = [], []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        name, _, rest = line.partition(":")
+        colour = rest.split(":")[0].split(",")
+        try:
+            rgb = [int(v) for v in colour]
+        except ValueError:
+            rgb = []
+        if not name.strip() or len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
+            raise LabelError(path, f"line {number}: expected 'name:r,g,b:parts:actions', got {line.strip()!r}")
+        classes.append(name.strip())
+        palette.append(rgb)
+    return {"classes": classes, "palette": palette}
 
 
 def save_label_spec(path: str | Path, spec: LabelSpec) -> None:
