@@ -129,3 +129,12 @@ def test_not_labelme_files_and_empty_folders(tmp_path, capsys):
     (tmp_path / "lm" / "a.json").write_text("{")
     assert _run(tmp_path / "lm", spec, tmp_path / "o") == 2
     assert "a.json" in capsys.readouterr().err
+
+
+
+def test_the_labelme_folder_itself_is_refused_as_out(tmp_path, capsys):
+    src = _labelme(tmp_path / "lm", "000000", [_shape("nose", "point", [[3, 3]])]).parent
+    before = (src / "000000.json").read_bytes()
+    assert _run(src, _spec(tmp_path), tmp_path / "lm" / ".." / "lm") == 2
+    assert "is the LabelMe folder" in capsys.readouterr().err
+    assert (src / "000000.json").read_bytes() == before

@@ -169,6 +169,9 @@ def import_labelme(src: str | Path, spec: LabelSpec, out: str | Path,
     src, out = Path(src), Path(out)
     if not src.is_dir():
         raise UserError(f"{src}: not a folder of LabelMe .json files")
+    if out.exists() and out.resolve() == src.resolve():
+        raise UserError(f"--out {out}: is the LabelMe folder; keypoint files would overwrite its .json files, "
+                        "so give another folder")
     files = sorted(src.glob("*.json"))
     if not files:
         raise UserError(f"{src}: no LabelMe .json files")
