@@ -124,3 +124,40 @@ def test_keypoint_checkpoints_from_before_the_integral_head_decode_as_heatmaps(t
     del meta["model"]["keypoint_head"], meta["model"]["output_stride"]
     (tmp_path / "ck" / "config.json").write_text(json.dumps(meta))
     assert load_checkpoint(tmp_path / "ck")[0].config.keypoint_head == "heatmap"
+
+
+def test_signal_mid_epoch_saves_the_batch_and_resumes_exactly(tiny_set, tmp_path, monkeypatch):
+    """SIGTERM after batch 1 of epoch 2 (of 2 per epoch): the state of that batch is
+    saved, and the resumed run's checkpoint and losses equal an uninterrupted run's."""
+    import os
+    import signal
+
+    from datasetgan.core.signals import Interrupted
+    from datasetgan.segmenter import train as seg_train
+    items, spec = collect_items("segmentation", images=tiny_set / "images", labels=tiny_set / "labels",
+                                spec=tiny_set / "spec.yaml")
+    cfg = TrainConfig(epochs=2, batch_size=2, resolution=32)
+    whole = train(items, spec, "segmentation", cfg, tmp_path / "whole", torch.device("cpu"), quiet=True)
+    calls = {"n": 0}
+    original = seg_train.segmentation_loss
+
+    def loss_then_signal(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:  # epoch 2, batch 1
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(*args, **kwargs)
+    monkeypatch.setattr(seg_train, "segmentation_loss", loss_then_signal)
+    run = tmp_path / "resumed"
+    with pytest.raises(Interrupted):
+        train(items, spec, "segmentation", cfg, run, torch.device("cpu"), quiet=True)
+    state = json.loads((run / "state" / "state.json").read_text())
+    assert (state["epoch"], state["batch"], state["count"]) == (1, 1, 2)
+    assert [p.name for p in list_epochs(run)] == ["epoch_001"]
+    monkeypatch.undo()
+    train(items, spec, "segmentation", cfg, run, torch.device("cpu"), quiet=True)
+    assert calls["n"] == 3
+    for name in ("epoch_001", "epoch_002"):
+        assert (run / name / "model.safetensors").read_bytes() == (whole / name / "model.safetensors").read_bytes()
+    assert (run / "stats.jsonl").read_text().count("\n") == 2
+    losses = [[json.loads(l)["loss"] for l in (r / "stats.jsonl").read_text().splitlines()] for r in (run, whole)]
+    assert losses[0] == losses[1]

@@ -8,7 +8,10 @@ Run folder layout::
     RUN/state/                    resumable state: model + optimizer tensors (safetensors) and state.json
 
 Started again with the same settings, an interrupted run continues after the
-last finished epoch.
+last finished epoch. SIGINT or SIGTERM stops it after the current batch
+instead, with the state of that batch saved (the batch position, the epoch's
+running loss and the random state of dropout), so that the resumed run
+repeats the uninterrupted one exactly.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from datasetgan.core.errors import CheckpointError, UserError
 from datasetgan.core.fileio import append_jsonl, atomic_path, read_json, read_jsonl, write_json
 from datasetgan.core.labels import IGNORE, LabelSpec, frequency_weights_from_counts, read_label_map
 from datasetgan.core.progress import progress
+from datasetgan.core.signals import Interrupted, StopFlag
 from datasetgan.core.weights import read_weights
 from datasetgan.segmenter.data import Augment, Item, LabelledImages
 from datasetgan.segmenter.keypoints import KeypointHead, keypoint_loss
@@ -164,23 +168,52 @@ def recalibrate_batchnorm(model: torch.nn.Module, data: LabelledImages, device: 
     model.train(was_training)
 
 
-def _save_state(run: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, scaler, epoch: int) -> None:
-    """Model + Adam tensors to safetensors, the rest to JSON (no pickles)."""
+@dataclass
+class _Resumed:
+    """Where a saved state stands: ``epoch`` finished epochs, then ``batch``
+    batches of the next one with their summed ``loss`` over ``count`` images,
+    and the global random state after them (None at an epoch boundary)."""
+
+    epoch: int = 0
+    batch: int = 0
+    loss: float = 0.0
+    count: int = 0
+    rng: dict[str, torch.Tensor] | None = None
+
+
+def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
+    state = {"rng.cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state.update({f"rng.cuda.{k}": t for k, t in enumerate(torch.cuda.get_rng_state_all())})
+    return state
+
+
+def _set_rng_state(state: dict[str, torch.Tensor]) -> None:
+    torch.set_rng_state(state["rng.cpu"])
+    cuda = [state[k] for k in sorted((k for k in state if k.startswith("rng.cuda.")), key=lambda k: int(k[9:]))]
+    if cuda:
+        torch.cuda.set_rng_state_all(cuda)
+
+
+def _save_state(run: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, scaler, at: _Resumed) -> None:
+    """Model + Adam tensors (and the random state, mid-epoch) to safetensors, the rest to JSON (no pickles)."""
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     osd = opt.state_dict()
     for pid, st in osd["state"].items():
         for name, value in st.items():
             tensors[f"opt.{pid}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    tensors.update({k: v.cpu().contiguous() for k, v in (at.rng or {}).items()})
     state_dir = run / "state"
     state_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(state_dir / "state.safetensors") as tmp:
         save_file(tensors, str(tmp))
-    write_json(state_dir / "state.json", {"epoch": epoch, "param_groups": osd["param_groups"],
+    write_json(state_dir / "state.json", {"epoch": at.epoch, "batch": at.batch, "loss": at.loss, "count": at.count,
+                                          "param_groups": osd["param_groups"],
                                           "scaler": scaler.state_dict() if scaler is not None else None})
 
 
-def _load_state(run: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, scaler) -> int:
-    """Restore what ``_save_state`` wrote; returns the last finished epoch."""
+def _load_state(run: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, scaler) -> _Resumed:
+    """Restore what ``_save_state`` wrote; returns where it stands."""
     meta = read_json(run / "state" / "state.json", "resumable state")
     try:
         tensors = read_weights(run / "state" / "state.safetensors")
@@ -193,7 +226,13 @@ def _load_state(run: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, s
         opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
         if scaler is not None and meta.get("scaler"):
             scaler.load_state_dict(meta["scaler"])
-        return int(meta["epoch"])
+        at = _Resumed(epoch=int(meta["epoch"]), batch=int(meta.get("batch", 0)),  # states of earlier versions:
+                      loss=float(meta.get("loss", 0.0)), count=int(meta.get("count", 0)))  # epoch boundaries
+        if at.batch:
+            at.rng = {k: v for k, v in tensors.items() if k.startswith("rng.")}
+            if "rng.cpu" not in at.rng:
+                raise KeyError("rng.cpu")
+        return at
     except (CheckpointError, OSError, KeyError, TypeError, ValueError, RuntimeError) as exc:  # damaged or foreign
         raise CheckpointError(run / "state", f"cannot resume from it ({type(exc).__name__}: {exc}); remove this "
                                              "folder to start over (the epoch checkpoints stay)") from None
@@ -233,11 +272,12 @@ def train(items: list[Item], spec: LabelSpec, task: Literal["segmentation", "key
                            **adam_kwargs(device))
     use_amp = config.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
-    start = 0
+    resumed = _Resumed()
     if (run / "state" / "state.json").exists():
-        start = _load_state(run, model, opt, scaler)
+        resumed = _load_state(run, model, opt, scaler)
         if not quiet:
-            print(f"resuming {run} after epoch {start}")
+            within = f", batch {resumed.batch} of epoch {resumed.epoch + 1}" if resumed.batch else ""
+            print(f"resuming {run} after epoch {resumed.epoch}{within}")
 
     augment = Augment(flip=config.flip, crop_min=config.crop_min, zoom_out=config.zoom_out, jitter=config.jitter)
     data = LabelledImages(items, spec, config.resolution, augment=augment, seed=config.seed)
@@ -247,49 +287,59 @@ def train(items: list[Item], spec: LabelSpec, task: Literal["segmentation", "key
     if task == "segmentation" and config.class_weight_power > 0:
         class_weights = frequency_weights(items, spec, config.class_weight_power, quiet, data).to(device)
     total_steps = steps_per_epoch * config.epochs
-    for epoch in range(start + 1, config.epochs + 1):
-        t0 = time.time()
-        data.set_epoch(epoch)
-        torch.manual_seed(config.seed * 100_003 + epoch)   # dropout in the ASPP head
-        batches = _batches(len(data), config.batch_size, np.random.default_rng((config.seed, epoch)))
-        loader = torch.utils.data.DataLoader(data, batch_sampler=batches, **loader_kw)
-        model.train()
-        total, count = 0.0, 0
-        bar = progress(loader, desc=f"epoch {epoch}/{config.epochs}", total=len(batches), unit="batch",
-                       disable=quiet or None)
-        for i, batch in enumerate(bar):
-            for group in opt.param_groups:
-                group["lr"] = lr_at(config, (epoch - 1) * steps_per_epoch + i, total_steps)
-            x = batch["image"].to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                out = model(x)
-            if task == "segmentation":
-                loss = segmentation_loss(out, batch["target"].to(device), class_weights, spec.has_ignore)
-            else:
-                loss = keypoint_loss(out, batch["keypoints"].to(device), config.keypoint_head,
-                                     config.heatmap_sigma, config.keypoint_reg)
-            opt.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-            else:
-                loss.backward()
-                opt.step()
-            total += float(loss.detach()) * len(x)
-            count += len(x)
-            bar.set_postfix(loss=f"{total / count:.4f}")
-        bar.close()
-        stats = {"epoch": epoch, "loss": total / max(count, 1), "lr": opt.param_groups[0]["lr"]}
-        if epoch % config.checkpoint_every == 0 or epoch == config.epochs:
-            if config.bn_recalibrate > 0:
-                recalibrate_batchnorm(model, data, device, config.bn_recalibrate, config.batch_size, config.seed)
-            save_checkpoint(epoch_dir(run, epoch), model, spec, extra={"epoch": epoch})
-            # Resuming restarts after the last saved state, so state is written with each checkpoint.
-            _save_state(run, model, opt, scaler, epoch)
-        stats["seconds"] = round(time.time() - t0, 2)
-        if all(r.get("epoch") != epoch for r in read_jsonl(run / "stats.jsonl")):
-            append_jsonl(run / "stats.jsonl", stats)
-        if not quiet and (epoch % config.checkpoint_every == 0 or epoch == config.epochs):
-            print(f"epoch {epoch}: loss {stats['loss']:.4f} ({stats['seconds']} s)", flush=True)
+    with StopFlag() as signals:
+        for epoch in range(resumed.epoch + 1, config.epochs + 1):
+            t0 = time.time()
+            data.set_epoch(epoch)
+            torch.manual_seed(config.seed * 100_003 + epoch)   # dropout in the ASPP head
+            batches = _batches(len(data), config.batch_size, np.random.default_rng((config.seed, epoch)))
+            skip = resumed.batch if epoch == resumed.epoch + 1 else 0
+            loader = torch.utils.data.DataLoader(data, batch_sampler=batches[skip:], **loader_kw)
+            model.train()
+            total, count = (resumed.loss, resumed.count) if skip else (0.0, 0)
+            bar = progress(loader, desc=f"epoch {epoch}/{config.epochs}", total=len(batches), initial=skip,
+                           unit="batch", disable=quiet or None)
+            for i, batch in enumerate(bar, start=skip):
+                if skip and i == skip:  # the loader has drawn its seeds: dropout goes on where it stopped
+                    _set_rng_state(resumed.rng)
+                for group in opt.param_groups:
+                    group["lr"] = lr_at(config, (epoch - 1) * steps_per_epoch + i, total_steps)
+                x = batch["image"].to(device, non_blocking=True)
+                with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                    out = model(x)
+                if task == "segmentation":
+                    loss = segmentation_loss(out, batch["target"].to(device), class_weights, spec.has_ignore)
+                else:
+                    loss = keypoint_loss(out, batch["keypoints"].to(device), config.keypoint_head,
+                                         config.heatmap_sigma, config.keypoint_reg)
+                opt.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.step(opt)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    opt.step()
+                total += float(loss.detach()) * len(x)
+                count += len(x)
+                bar.set_postfix(loss=f"{total / count:.4f}")
+                if signals.signum is not None:
+                    bar.close()
+                    _save_state(run, model, opt, scaler, _Resumed(epoch - 1, i + 1, total, count, _rng_state(device)))
+                    print(f"train-segmenter: stopped by {signals.name} after batch {i + 1} of epoch {epoch}; "
+                          f"run the same command again to resume ({run / 'state'})", flush=True)
+                    raise Interrupted(str(run / "state"))
+            bar.close()
+            stats = {"epoch": epoch, "loss": total / max(count, 1), "lr": opt.param_groups[0]["lr"]}
+            if epoch % config.checkpoint_every == 0 or epoch == config.epochs:
+                if config.bn_recalibrate > 0:
+                    recalibrate_batchnorm(model, data, device, config.bn_recalibrate, config.batch_size, config.seed)
+                save_checkpoint(epoch_dir(run, epoch), model, spec, extra={"epoch": epoch})
+                # Resuming restarts after the last saved state, so state is written with each checkpoint.
+                _save_state(run, model, opt, scaler, _Resumed(epoch))
+            stats["seconds"] = round(time.time() - t0, 2)
+            if all(r.get("epoch") != epoch for r in read_jsonl(run / "stats.jsonl")):
+                append_jsonl(run / "stats.jsonl", stats)
+            if not quiet and (epoch % config.checkpoint_every == 0 or epoch == config.epochs):
+                print(f"epoch {epoch}: loss {stats['loss']:.4f} ({stats['seconds']} s)", flush=True)
     return run
