@@ -16,6 +16,7 @@ continues from there and ends with the same bits as an uninterrupted run.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -194,8 +195,8 @@ def _load_state(resume: Resume, key: dict, model: EnsembleMLP, opt: MaskedAdam, 
             getattr(prog, name).copy_(tensors[f"progress.{name}"])
         prog.epoch_rng = tensors["progress.epoch_rng"]
         prog.epoch, prog.step_in_epoch = int(meta["epoch"]), int(meta["step_in_epoch"])
-        for k, v in meta["stats"].items():
-            setattr(stats, k, v)
+        for name in ("steps", "epochs", "stopped_at"):  # the rest is filled in at the end
+            setattr(stats, name, meta["stats"][name])
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
         raise UserError(f"{path}: damaged train-interpreter state ({type(exc).__name__}: {exc}); "
                         "delete it to start over") from None
@@ -252,7 +253,8 @@ def train_ensemble(bank: FeatureBank, pixels: PixelSet, num_outputs: int,
     def finished() -> bool:
         return not bool(prog.active.any()) or bool(config.max_steps and stats.steps >= config.max_steps)
 
-    with StopFlag() as signals:
+    # Without a state to save, SIGINT stays a plain KeyboardInterrupt.
+    with StopFlag() if resume is not None else contextlib.nullcontext() as signals:
         for epoch in range(prog.epoch, config.max_epochs):
             if epoch != prog.epoch or prog.epoch_rng is None:
                 prog.epoch, prog.step_in_epoch, prog.epoch_rng = epoch, 0, gen.get_state()

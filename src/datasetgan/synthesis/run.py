@@ -145,6 +145,11 @@ def _write_candidate(staging: Path, seed: int, image: np.ndarray, pred, i: int, 
     write_json(_record_path(staging, seed), record)
 
 
+def _unstaged(staging: Path, seeds: list[int]) -> list[int]:
+    """``seeds`` whose record (the mark of a finished seed) is not in ``staging``."""
+    return [s for s in seeds if not _record_path(staging, s).exists()]
+
+
 def _read_object(path: Path) -> dict:
     """A JSON object this module wrote; a damaged one is a ``UserError`` naming it."""
     obj = read_json(path)
@@ -177,7 +182,7 @@ def render_candidates(G: Generator, interp: Interpreter, config: SynthesisConfig
     """Render and label every seed (of the shard) whose record is missing."""
     selected = interp.selected_features(G)
     mine = config.shard_seeds
-    todo = [s for s in mine if not _record_path(staging, s).exists()]
+    todo = _unstaged(staging, mine)
     c = None
     if G.c_dim:
         if config.class_idx is None or not 0 <= config.class_idx < G.c_dim:
@@ -334,8 +339,7 @@ def synthesize(G: Generator, interp: Interpreter, out: str | Path, config: Synth
 
 def missing_seeds(out: str | Path, config: SynthesisConfig) -> list[int]:
     """The seeds of the whole run whose staged record does not exist yet."""
-    staging = Path(out) / STAGING
-    return [s for s in config.seeds if not _record_path(staging, s).exists()]
+    return _unstaged(Path(out) / STAGING, config.seeds)
 
 
 def read_manifest(out: str | Path) -> list[dict]:
