@@ -23,6 +23,7 @@ import time
 
 import torch
 
+from datasetgan.core.memory import keep_freed_memory
 from datasetgan.core.devices import resolve_device
 from datasetgan.generator import Generator, GeneratorConfig, z_from_seeds
 
@@ -66,7 +67,11 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     p.add_argument("--skip-per-sample", action="store_true")
+    p.add_argument("--plain-malloc", action="store_true",
+                   help="leave glibc's malloc as it is (the datasetgan command keeps freed memory)")
     args = p.parse_args()
+    if not args.plain_malloc:
+        keep_freed_memory()  # as the datasetgan command does
 
     if args.threads:
         torch.set_num_threads(args.threads)

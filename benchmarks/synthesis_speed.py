@@ -28,6 +28,7 @@ import time
 
 import torch
 
+from datasetgan.core.memory import keep_freed_memory
 from datasetgan.core.images import to_uint8
 from datasetgan.features import FeatureBank, FeatureConfig, select_features
 from datasetgan.generator import Generator, GeneratorConfig, ws_from_seeds
@@ -62,7 +63,11 @@ def main() -> None:
                     help="seeds per generator call, all paths (synthesize pads a call to at least 2)")
     ap.add_argument("--train-steps", type=int, default=150)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--plain-malloc", action="store_true",
+                    help="leave glibc's malloc as it is (the datasetgan command keeps freed memory)")
     args = ap.parse_args()
+    if not args.plain_malloc:
+        keep_freed_memory()  # as the datasetgan command does
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)

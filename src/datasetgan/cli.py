@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from datasetgan.core.errors import UserError
+from datasetgan.core.memory import keep_freed_memory
 
 # In pipeline order. A module registers one or more subcommands.
 STAGE_CLIS = [
@@ -60,6 +61,7 @@ def check_output_folders(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    keep_freed_memory()  # large CPU tensors reuse freed memory instead of faulting in fresh pages
     try:
         check_output_folders(args)
         result = args.func(args)
