@@ -168,26 +168,46 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
 
 
 def bias_act(x: torch.Tensor, b: torch.Tensor | None = None, act: str = "linear",
-             gain: float | None = None, clamp: float | None = None) -> torch.Tensor:
+             gain: float | None = None, clamp: float | None = None,
+             overwrite_input: bool = False) -> torch.Tensor:
     """Add a per-channel bias (dim 1), apply ``act``, scale by ``gain``, clamp to +-``clamp``.
 
     ``act`` is ``"linear"`` (default gain 1) or ``"lrelu"`` (slope 0.2, default
     gain sqrt(2)), NVIDIA's two activations in StyleGAN2.
+
+    ``overwrite_input``: the caller will not use ``x`` again, so where no
+    gradient is recorded the steps run in place in ``x``'s memory (the same
+    numbers, bit for bit, without allocating and page-faulting a new tensor
+    per step). With autograd on, they always run out of place.
     """
+    if act not in ("linear", "lrelu", "relu"):
+        raise ValueError(f"bias_act: unknown activation {act!r}")
+    if act != "linear":
+        gain = LRELU_GAIN if gain is None else gain
+    gain = 1.0 if gain is None else float(gain)
+    clamp = clamp if clamp is not None and clamp >= 0 else None
+    records_grad = torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad))
+    if overwrite_input and not records_grad:
+        if b is not None:
+            x.add_(b.reshape([-1 if i == 1 else 1 for i in range(x.ndim)]))
+        if act == "lrelu":
+            F.leaky_relu_(x, LRELU_ALPHA)
+        elif act == "relu":
+            x.relu_()
+        if gain != 1:
+            x.mul_(gain)
+        if clamp is not None:
+            x.clamp_(-clamp, clamp)
+        return x
     if b is not None:
         x = x + b.reshape([-1 if i == 1 else 1 for i in range(x.ndim)])
     if act == "lrelu":
         x = F.leaky_relu(x, LRELU_ALPHA)
-        gain = LRELU_GAIN if gain is None else gain
     elif act == "relu":
         x = F.relu(x)
-        gain = LRELU_GAIN if gain is None else gain
-    elif act != "linear":
-        raise ValueError(f"bias_act: unknown activation {act!r}")
-    gain = 1.0 if gain is None else float(gain)
     if gain != 1:
         x = x * gain
-    if clamp is not None and clamp >= 0:
+    if clamp is not None:
         x = x.clamp(-clamp, clamp)
     return x
 

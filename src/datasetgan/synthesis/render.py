@@ -60,7 +60,7 @@ def rowwise_linear(module: FullyConnectedLayer, x: torch.Tensor) -> torch.Tensor
     b = module.bias
     if b is not None:
         b = b.to(x.dtype) * module.bias_gain if module.bias_gain != 1 else b.to(x.dtype)
-    return bias_act(y, b, act=module.activation)
+    return bias_act(y, b, act=module.activation, overwrite_input=True)
 
 
 @contextmanager
