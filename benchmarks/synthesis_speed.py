@@ -63,6 +63,7 @@ def main() -> None:
                     help="seeds per generator call, all paths (synthesize pads a call to at least 2)")
     ap.add_argument("--train-steps", type=int, default=150)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--first-dtype", choices=["float32", "bfloat16"], default="float32")
     ap.add_argument("--plain-malloc", action="store_true",
                     help="leave glibc's malloc as it is (the datasetgan command keeps freed memory)")
     args = ap.parse_args()
@@ -105,7 +106,8 @@ def main() -> None:
 
     def fast(batch):
         img, maps = render_batch(G, batch, size, 0.7)
-        return img, predict(model, sel.pick(maps), R, workspace=workspace)
+        return img, predict(model, sel.pick(maps), R, workspace=workspace,
+                            first_layer_dtype=getattr(torch, args.first_layer_dtype))
 
     def straightforward(batch):
         img, maps = G.synthesis(ws_from_seeds(G, batch, 0.7), return_features=True)

@@ -200,3 +200,47 @@ def test_bad_settings_name_the_flag_or_the_preset_key():
         InterpreterConfig(lr=0.0)
     with pytest.raises(UserError, match=r"^--heatmap-sigma -1.0: must be > 0$"):
         InterpreterConfig(heatmap_sigma=-1.0)
+
+
+def _maps_shared_levels(n=2):
+    """Two taps at some resolutions, so that a level's taps are packed together."""
+    g = torch.Generator().manual_seed(2)
+    return [torch.randn(n, c, r, r, generator=g) for c, r in [(6, 4), (5, 8), (2, 8), (4, 16), (3, 32), (2, 32)]]
+
+
+@pytest.mark.parametrize("task", ["segmentation", "keypoints"])
+def test_bfloat16_first_layer_stays_close_to_float32(task):
+    maps = _maps_shared_levels()
+    model = _model(22, 5)
+    exact = predict(model, maps, 32, task=task)
+    low = predict(model, maps, 32, task=task, first_layer_dtype=torch.bfloat16)
+    if task == "segmentation":
+        agree = (low.labels == exact.labels).float().mean()
+        assert 0.99 <= agree < 1  # bfloat16 operands do change a few near-ties, and only a few
+        torch.testing.assert_close(low.uncertainty, exact.uncertainty, atol=2e-2, rtol=0)
+    else:
+        torch.testing.assert_close(low.heatmaps, exact.heatmaps, atol=3e-2, rtol=0)
+        assert not torch.equal(low.heatmaps, exact.heatmaps)
+
+
+def test_bfloat16_first_layer_is_per_image():
+    maps = _maps_shared_levels(n=3)
+    model = _model(22, 5)
+    whole = predict(model, maps, 32, first_layer_dtype=torch.bfloat16)
+    for i in range(3):
+        alone = predict(model, [m[i:i + 1] for m in maps], 32, first_layer_dtype=torch.bfloat16)
+        assert torch.equal(alone.labels[0], whole.labels[i])
+        assert torch.equal(alone.uncertainty[0], whole.uncertainty[i])
+
+
+def test_first_layer_precision_choices():
+    from datasetgan.interpreter.predict import first_layer_precision
+    cpu = torch.device("cpu")
+    assert first_layer_precision(cpu, "float32") == torch.float32
+    assert first_layer_precision(cpu, "bfloat16") == torch.bfloat16
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    assert first_layer_precision(cpu, "auto") == (torch.bfloat16 if amx else torch.float32)
+    with pytest.raises(ValueError, match="precision"):
+        first_layer_precision(cpu, "fp8")
+    with pytest.raises(ValueError, match="first_layer_dtype"):
+        predict(_model(22, 5), _maps_shared_levels(), 32, first_layer_dtype=torch.float16)

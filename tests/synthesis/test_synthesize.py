@@ -211,6 +211,31 @@ def test_unfinished_run_with_other_settings_is_refused(labelled, interpreter_dir
     assert "settings (ignore_pixels_above)" in capsys.readouterr().err
 
 
+def test_precision_is_recorded_and_part_of_the_run(labelled, interpreter_dir, tmp_path, monkeypatch, capsys):
+    """``--precision``: the same images; labels from bfloat16 first-layer matmuls
+    agree with float32's on nearly every pixel; the choice is in dataset.json and
+    in the run key, so a run is not finished under another precision."""
+    common = ("--n", "6", "--drop-uncertain", "0")
+    for p in ("float32", "bfloat16"):
+        assert _synth(labelled, interpreter_dir, tmp_path / p, *common, "--precision", p) == 0
+        assert json.loads((tmp_path / p / "dataset.json").read_text())["first_layer_precision"] == p
+    same = different = 0
+    for seed in range(6):
+        stem = f"{seed:06d}.png"
+        assert (tmp_path / "float32/images" / stem).read_bytes() == (tmp_path / "bfloat16/images" / stem).read_bytes()
+        a, b = (np.asarray(Image.open(tmp_path / p / "labels" / stem)) for p in ("float32", "bfloat16"))
+        same, different = same + int((a == b).sum()), different + int((a != b).sum())
+    assert same / (same + different) >= 0.99
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(synth_run, "_write_candidate", boom)
+    assert _synth(labelled, interpreter_dir, tmp_path / "ds", *common, "--precision", "bfloat16") == 130
+    monkeypatch.undo()
+    assert _synth(labelled, interpreter_dir, tmp_path / "ds", *common, "--precision", "float32") == 2
+    assert "settings (first_layer)" in capsys.readouterr().err
+    assert _synth(labelled, interpreter_dir, tmp_path / "ds", *common, "--precision", "bfloat16") == 0
+
 
 def test_shards_then_a_finishing_run_equal_one_run(labelled, interpreter_dir, tmp_path, monkeypatch, capsys):
     """Shards stage disjoint seeds and never finalise; the run without a shard

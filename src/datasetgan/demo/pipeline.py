@@ -296,8 +296,9 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
     tl.stage("report")
     from datasetgan.demo.uncertainty import pick_seeds, write_uncertainty_maps
 
+    precision = read_json(synthetic / "dataset.json").get("first_layer_precision", "float32")  # as synthesize's
     write_uncertainty_maps(generator, interpreter, pick_seeds(synthetic / "manifest.jsonl"), cfg.synth_truncation,
-                           out / "uncertainty")
+                           out / "uncertainty", precision=precision)
     results = collect_results(cfg, out, n_synth=n_synth, baseline_repeats=repeats)
     tl.done()
     results["seconds"] = {**tl.seconds, "total": round(tl.total, 1)}

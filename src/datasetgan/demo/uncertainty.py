@@ -26,15 +26,15 @@ def pick_seeds(manifest: Path, n: int = 8) -> list[int]:
 
 @torch.no_grad()
 def write_uncertainty_maps(generator: str | Path, interpreter: str | Path, seeds: Sequence[int],
-                           truncation: float, out: str | Path) -> Path:
+                           truncation: float, out: str | Path, precision: str = "auto") -> Path:
     """``out/<rank>_<seed>.png`` (the image) and ``out/<rank>_<seed>.npy`` (``[H, W]`` float32
     Jensen-Shannon divergence of the ensemble), regenerated from the seeds exactly as
     ``synthesize`` does (``render_batch``: the same bits whatever the batch); ``rank`` keeps the
-    order of ``seeds``."""
+    order of ``seeds``; ``precision`` as ``synthesize --precision``."""
     from datasetgan.generator import load_generator
     from datasetgan.synthesis.render import padded_batch_size, render_batch
     from datasetgan.interpreter.artifact import Interpreter
-    from datasetgan.interpreter.predict import predict
+    from datasetgan.interpreter.predict import first_layer_precision, predict
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -43,11 +43,13 @@ def write_uncertainty_maps(generator: str | Path, interpreter: str | Path, seeds
     selected = interp.selected_features(G)
     rank = {s: i for i, s in enumerate(seeds)}
     seeds = list(seeds)
+    first_layer_dtype = first_layer_precision(torch.device("cpu"), precision)
     size = padded_batch_size(8, len(seeds))
     for start in range(0, len(seeds), size):
         batch = seeds[start:start + size]
         img, feats = render_batch(G, batch, size, truncation)
-        pred = predict(interp.model, selected.pick(feats), interp.out_size, interp.upsample, interp.task)
+        pred = predict(interp.model, selected.pick(feats), interp.out_size, interp.upsample, interp.task,
+                       first_layer_dtype=first_layer_dtype)
         for seed, image, unc in zip(batch, to_uint8(img), pred.uncertainty.cpu().numpy()):
             save_png(out / f"{rank[seed]:02d}_{seed:06d}.png", image)
             np.save(out / f"{rank[seed]:02d}_{seed:06d}.npy", unc.astype(np.float32))

@@ -8,7 +8,7 @@ from datasetgan.core.config import finite_float
 from datasetgan.core.devices import resolve_device
 from datasetgan.generator import load_generator
 from datasetgan.interpreter.artifact import Interpreter
-from datasetgan.synthesis.run import SynthesisConfig, missing_seeds, synthesize
+from datasetgan.synthesis.run import PRECISIONS, SynthesisConfig, missing_seeds, synthesize
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "command without --shard (it renders what is missing, then writes dataset.json)")
     p.add_argument("--class-idx", type=int, default=None, help="class for conditional generators")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if present)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="the interpreter's first-layer matmuls: auto (default) = bfloat16 on a CPU with AMX, "
+                        "several times faster, labels equal float32's on ~99.9%% of pixels; else float32")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_synthesize)
 
@@ -57,7 +60,8 @@ def run_synthesize(args: argparse.Namespace) -> int:
     config = SynthesisConfig(n=args.n, seed_start=args.seed_start, truncation=args.truncation,
                              truncation_cutoff=args.truncation_cutoff, drop_uncertain=args.drop_uncertain,
                              batch_size=args.batch_size, class_idx=args.class_idx,
-                             ignore_pixels_above=args.ignore_pixels_above, shard=args.shard)
+                             ignore_pixels_above=args.ignore_pixels_above, shard=args.shard,
+                             precision=args.precision)
     device = resolve_device(args.device)
     interp = Interpreter.load(args.interpreter, device=device)
     G = load_generator(args.generator, device=device)

@@ -49,11 +49,12 @@ from datasetgan.core.labels import IGNORE, LabelSpec
 from datasetgan.core.progress import progress
 from datasetgan.generator import Generator
 from datasetgan.interpreter.artifact import Interpreter
-from datasetgan.interpreter.predict import Workspace, predict
+from datasetgan.interpreter.predict import Workspace, first_layer_precision, predict
 from datasetgan.synthesis.render import padded_batch_size, render_batch
 from datasetgan.synthesis.outputs import write_coco_keypoints, write_contact_sheet
 
 FORMAT = "datasetgan-dataset"
+PRECISIONS = ("auto", "float32", "bfloat16")
 STAGING = ".staging"
 
 
@@ -71,6 +72,9 @@ class SynthesisConfig:
     ignore_pixels_above: float | None = None
     # (index, count): stage only the seeds ``seed_start + index + k * count``, and do not finalise.
     shard: tuple[int, int] | None = None
+    # The interpreter's first-layer matmuls: "auto" (bfloat16 on a CPU with AMX, else float32),
+    # "float32" or "bfloat16" (see interpreter/predict.py). The resolved one is part of the run key.
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -83,6 +87,8 @@ class SynthesisConfig:
             raise UserError(f"--batch-size {self.batch_size}: must be >= 1")
         if self.ignore_pixels_above is not None and not self.ignore_pixels_above > 0:
             raise UserError(f"--ignore-pixels-above {self.ignore_pixels_above}: must be > 0")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"--precision {self.precision}: expected one of {', '.join(PRECISIONS)}")
         if self.shard is not None:
             index, count = self.shard
             if not 0 <= index < count:
@@ -106,13 +112,16 @@ class SynthesisConfig:
         return self.n - int(math.floor(self.n * self.drop_uncertain + 0.5))
 
 
-def run_key(config: SynthesisConfig, generator_fp: str, interpreter_fp: str) -> dict:
-    """Everything that determines the data set (not the batch size or device)."""
+def run_key(config: SynthesisConfig, generator_fp: str, interpreter_fp: str,
+            first_layer_dtype: torch.dtype = torch.float32) -> dict:
+    """Everything that determines the data set (not the batch size or device;
+    the first layer's matmul dtype, which ``auto`` picks by device, is in it)."""
     return {"generator": generator_fp, "interpreter": interpreter_fp, "seed_start": config.seed_start,
             "n": config.n, "truncation": config.truncation, "truncation_cutoff": config.truncation_cutoff,
             "drop_uncertain": config.drop_uncertain, "class_idx": config.class_idx,
             # only when set, so that the data sets of earlier versions keep their keys
-            **({"ignore_pixels_above": config.ignore_pixels_above} if config.ignore_pixels_above is not None else {})}
+            **({"ignore_pixels_above": config.ignore_pixels_above} if config.ignore_pixels_above is not None else {}),
+            **({"first_layer": "bfloat16"} if first_layer_dtype == torch.bfloat16 else {})}
 
 
 def unlabelled_id(spec: LabelSpec) -> int:
@@ -178,7 +187,8 @@ def _check_run(out: Path, key: dict) -> bool:
 
 @torch.no_grad()
 def render_candidates(G: Generator, interp: Interpreter, config: SynthesisConfig, staging: Path,
-                      device: torch.device, quiet: bool = False) -> None:
+                      device: torch.device, quiet: bool = False,
+                      first_layer_dtype: torch.dtype = torch.float32) -> None:
     """Render and label every seed (of the shard) whose record is missing."""
     selected = interp.selected_features(G)
     mine = config.shard_seeds
@@ -214,7 +224,7 @@ def render_candidates(G: Generator, interp: Interpreter, config: SynthesisConfig
             batch = todo[start:start + size]
             img, maps = render_batch(G, batch, size, config.truncation, config.truncation_cutoff, c=c)
             pred = predict(interp.model, selected.pick(maps), interp.out_size, interp.upsample, interp.task,
-                           interp.visibility_threshold, workspace=workspace)
+                           interp.visibility_threshold, workspace=workspace, first_layer_dtype=first_layer_dtype)
             pred = type(pred)(**{k: (v.cpu() if isinstance(v, torch.Tensor) else v)
                                  for k, v in vars(pred).items()})
             if pending is not None:
@@ -299,7 +309,8 @@ def finalise(out: Path, interp: Interpreter, config: SynthesisConfig, key: dict,
         "seeds": {"start": config.seed_start, "n": config.n}, "kept": len(kept),
         "dropped_seeds": [r["seed"] for r in dropped],
         "truncation": config.truncation, "truncation_cutoff": config.truncation_cutoff,
-        "drop_uncertain": config.drop_uncertain, "uncertainty": "mean of the top 10% per-pixel "
+        "drop_uncertain": config.drop_uncertain, "first_layer_precision": key.get("first_layer", "float32"),
+        "uncertainty": "mean of the top 10% per-pixel "
         + ("Jensen-Shannon divergence of the ensemble" if interp.task == "segmentation"
            else "ensemble variance of the heatmaps"),
         "files": {"manifest": "manifest.jsonl", "contact_sheet": "contact_sheet.png", "report": "index.html",
@@ -324,14 +335,15 @@ def synthesize(G: Generator, interp: Interpreter, out: str | Path, config: Synth
     if config.ignore_pixels_above is not None and interp.task != "segmentation":
         raise UserError("--ignore-pixels-above: only for segmentation interpreters (this one predicts keypoints)")
     interp.selected_features(G, source=interpreter_dir or "--interpreter")  # fingerprint check
-    key = run_key(config, generator_fingerprint(G), interp.fingerprint())
+    first_layer_dtype = first_layer_precision(device, config.precision)
+    key = run_key(config, generator_fingerprint(G), interp.fingerprint(), first_layer_dtype)
     if _check_run(out, key):
         shutil.rmtree(out / STAGING, ignore_errors=True)
         return _read_object(out / "dataset.json")
     staging = out / STAGING
     staging.mkdir(parents=True, exist_ok=True)
     write_json(staging / "run.json", key)
-    render_candidates(G, interp, config, staging, device, quiet)
+    render_candidates(G, interp, config, staging, device, quiet, first_layer_dtype)
     if config.shard is not None:  # other shards may still be writing: a run without a shard finalises
         return None
     return finalise(out, interp, config, key, generator_checkpoint, interpreter_dir)
