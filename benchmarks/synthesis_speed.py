@@ -2,16 +2,21 @@
 
 1. the generator alone (mapping + synthesis), images/s;
 2. the fast path (`datasetgan synthesize`'s: features at native size, first
-   MLP layer projected before upsampling, folded BatchNorms);
+   MLP layer projected before upsampling, folded BatchNorms), with float32
+   first-layer matmuls (``--precision float32``) and, where ``--precision
+   auto`` picks it (a CPU with AMX or AVX512-BF16) or with ``--bfloat16``,
+   with bfloat16 ones;
 3. the straightforward path (upsample every map, concatenate, every member's
-   MLP on every pixel).
+   MLP on every pixel, all float32).
 
-Prints fast / generator (target >= 0.5), fast / straightforward (target
->= 10; end to end, both paths include the same generator work, which bounds
-this ratio), the labelling-only ratio (each path minus the generator), and the share of pixels whose labels the two paths agree on (target
->= 99.9%). The interpreter is trained briefly on 4 labelled samples of the
-same (randomly initialised) generator, so that its labels are structured
-rather than near-ties. Every path renders the same batches of ``--batch-size``
+Prints, per fast variant, fast / generator (target >= 0.5), fast /
+straightforward (target >= 10; end to end, both paths include the same
+generator work, which bounds this ratio), the labelling-only ratio (each
+path minus the generator), and the share of pixels whose labels agree with
+the straightforward path's (target >= 99.9%; over the ``--slow-images``).
+The interpreter is trained briefly on 4 labelled samples of the same
+(randomly initialised) generator, so that its labels are structured rather
+than near-ties. Every path renders the same batches of ``--batch-size``
 seeds: the generator alone as plain ``G(z)``; the fast path exactly as
 `synthesize` does (``render_batch``: per-sample mapping and style affines,
 fused convolutions, so that the data set does not depend on the batch size;
@@ -35,7 +40,8 @@ from datasetgan.generator import Generator, GeneratorConfig, ws_from_seeds
 from datasetgan.interpreter.config import InterpreterConfig
 from datasetgan.interpreter.pixels import sample_segmentation_pixels
 from datasetgan.generator.sampling import z_from_seeds
-from datasetgan.interpreter.predict import Prediction, Workspace, predict, predict_straightforward
+from datasetgan.interpreter.predict import (Prediction, Workspace, first_layer_precision, predict,
+                                            predict_straightforward)
 from datasetgan.interpreter.train import PixelSet, train_ensemble
 from datasetgan.synthesis.render import padded_batch_size, render_batch
 
@@ -63,7 +69,8 @@ def main() -> None:
                     help="seeds per generator call, all paths (synthesize pads a call to at least 2)")
     ap.add_argument("--train-steps", type=int, default=150)
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--first-dtype", choices=["float32", "bfloat16"], default="float32")
+    ap.add_argument("--bfloat16", action="store_true",
+                    help="also time bfloat16 first-layer matmuls where --precision auto would not pick them")
     ap.add_argument("--plain-malloc", action="store_true",
                     help="leave glibc's malloc as it is (the datasetgan command keeps freed memory)")
     args = ap.parse_args()
@@ -100,14 +107,16 @@ def main() -> None:
 
     size = padded_batch_size(args.batch_size, args.images)
     workspace = Workspace()
+    auto = first_layer_precision(device, "auto")
 
     def generator_only(batch):
         return G(z_from_seeds(batch, G.z_dim).to(device), truncation_psi=0.7)
 
-    def fast(batch):
-        img, maps = render_batch(G, batch, size, 0.7)
-        return img, predict(model, sel.pick(maps), R, workspace=workspace,
-                            first_layer_dtype=getattr(torch, args.first_layer_dtype))
+    def fast_with(first_layer_dtype):
+        def fast(batch):
+            img, maps = render_batch(G, batch, size, 0.7)
+            return img, predict(model, sel.pick(maps), R, workspace=workspace, first_layer_dtype=first_layer_dtype)
+        return fast
 
     def straightforward(batch):
         img, maps = G.synthesis(ws_from_seeds(G, batch, 0.7), return_features=True)
@@ -116,52 +125,58 @@ def main() -> None:
         return img, Prediction(**{k: torch.cat([getattr(p, k) for p in preds])
                                   for k in ("uncertainty", "scores", "labels")})
 
-    # Interleaved per batch (generator, fast, [straightforward]) so that a shared
+    # The fast path as `synthesize --precision float32`, and as its default where that differs.
+    paths = {"generator": generator_only, "fast float32": fast_with(torch.float32)}
+    if auto != torch.float32 or args.bfloat16:
+        paths["fast bfloat16"] = fast_with(torch.bfloat16)
+    fast_names = [name for name in paths if name.startswith("fast")]
+    print(f"synthesize --precision auto here: {str(auto).removeprefix('torch.')} first-layer matmuls")
+
+    # Interleaved per batch (every path on the same seeds, in turn) so that a shared
     # machine's load drift hits every path alike; the sums give images/s.
     seeds = list(range(args.images))
     batches = [seeds[i:i + size] for i in range(0, len(seeds), size)]
     with torch.no_grad():
-        generator_only(batches[0]), fast(batches[0])  # warm-up
-    totals = {"generator": 0.0, "fast": 0.0, "straightforward": 0.0}
-    f_out, s_out = [], []
+        for fn in paths.values():
+            fn(batches[0])  # warm-up
+    totals = {name: 0.0 for name in [*paths, "straightforward"]}
+    outputs: dict[str, list] = {name: [] for name in totals}
     n_slow = 0
     with torch.no_grad():
         for batch in batches:
             slow = n_slow < args.slow_images
-            for name, fn in (("generator", generator_only), ("fast", fast),
-                             ("straightforward", straightforward if slow else None)):
-                if fn is None:
-                    continue
+            for name, fn in [*paths.items(), *([("straightforward", straightforward)] if slow else [])]:
                 sync(device)
                 t0 = time.perf_counter()
                 out = fn(batch)
                 sync(device)
                 totals[name] += time.perf_counter() - t0
-                (f_out if name == "fast" else s_out if name == "straightforward" else []).append(out)
+                if name != "generator" and (slow or name == "straightforward"):
+                    outputs[name].append(out)
             n_slow += len(batch) if slow else 0
-            print(f"  seeds {batch}: generator {totals['generator']:.1f}s, fast {totals['fast']:.1f}s, "
-                  f"straightforward {totals['straightforward']:.1f}s (cumulative)", flush=True)
-    g_ips = len(seeds) / totals["generator"]
-    f_ips = len(seeds) / totals["fast"]
-    s_ips = n_slow / totals["straightforward"]
+            print(f"  seeds {batch}: " + ", ".join(f"{k} {v:.1f}s" for k, v in totals.items()) + " (cumulative)",
+                  flush=True)
+    ips = {name: (n_slow if name == "straightforward" else len(seeds)) / t for name, t in totals.items()}
     print(f"batches of {size} seeds, {len(seeds)} timed images ({n_slow} straightforward)")
-    print(f"generator alone:      {g_ips:.3f} images/s")
-    print(f"fast synthesis:       {f_ips:.3f} images/s")
-    print(f"straightforward:      {s_ips:.4f} images/s")
-    agree = torch.cat([(f[1].labels == s[1].labels).flatten() for f, s in zip(f_out, s_out)]).float().mean()
-    js_err = max(float((f[1].uncertainty - s[1].uncertainty).abs().max()) for f, s in zip(f_out, s_out))
-    classes_seen = torch.unique(torch.cat([f[1].labels.flatten() for f in f_out])).numel()
-    print(f"fast / generator:       {f_ips / g_ips:.2f}x  (target >= 0.5)")
-    print(f"fast / straightforward: {f_ips / s_ips:.1f}x  (target >= 10; both include the same generator work)")
-    # The labelling alone (each path's time minus the generator's time for the same seeds).
+    for name, v in ips.items():
+        print(f"{name + ':':<22}{v:.4f} images/s")
     gen_per = totals["generator"] / len(seeds)
-    fast_label = totals["fast"] / len(seeds) - gen_per
     slow_label = totals["straightforward"] / n_slow - gen_per
-    print(f"labelling only: fast {fast_label:.2f} s/image, straightforward {slow_label:.2f} s/image, "
-          f"ratio {slow_label / max(fast_label, 1e-9):.1f}x")
-    print(f"label agreement fast vs straightforward: {100 * float(agree):.4f}% of pixels "
-          f"(target >= 99.9; {classes_seen} classes present); max |JS difference| {js_err:.2e}")
-
+    for name in fast_names:
+        print(f"--- {name} ---")
+        print(f"  fast / generator:       {ips[name] / ips['generator']:.2f}x  (target >= 0.5)")
+        print(f"  fast / straightforward: {ips[name] / ips['straightforward']:.1f}x  "
+              "(target >= 10; both include the same generator work)")
+        # The labelling alone (each path's time minus the generator's time for the same seeds).
+        fast_label = totals[name] / len(seeds) - gen_per
+        print(f"  labelling only: fast {fast_label:.2f} s/image, straightforward {slow_label:.2f} s/image, "
+              f"ratio {slow_label / max(fast_label, 1e-9):.1f}x")
+        pairs = list(zip(outputs[name], outputs["straightforward"]))
+        agree = torch.cat([(f[1].labels == s[1].labels).flatten() for f, s in pairs]).float().mean()
+        js_err = max(float((f[1].uncertainty - s[1].uncertainty).abs().max()) for f, s in pairs)
+        classes_seen = torch.unique(torch.cat([f[1].labels.flatten() for f, _ in pairs])).numel()
+        print(f"  label agreement with straightforward: {100 * float(agree):.4f}% of pixels "
+              f"(target >= 99.9; {classes_seen} classes present); max |JS difference| {js_err:.2e}")
 
 if __name__ == "__main__":
     main()

@@ -234,12 +234,15 @@ def test_bfloat16_first_layer_is_per_image():
 
 
 def test_first_layer_precision_choices():
-    from datasetgan.interpreter.predict import first_layer_precision
+    from datasetgan.interpreter.predict import cpu_has_native_bfloat16, first_layer_precision
     cpu = torch.device("cpu")
     assert first_layer_precision(cpu, "float32") == torch.float32
     assert first_layer_precision(cpu, "bfloat16") == torch.bfloat16
-    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
-    assert first_layer_precision(cpu, "auto") == (torch.bfloat16 if amx else torch.float32)
+    native = any(getattr(torch.cpu, probe, lambda: False)()
+                 for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
+    assert cpu_has_native_bfloat16() == native
+    assert first_layer_precision(cpu, "auto") == (torch.bfloat16 if native else torch.float32)
+    assert first_layer_precision(torch.device("meta"), "auto") == torch.float32  # not a CPU
     with pytest.raises(ValueError, match="precision"):
         first_layer_precision(cpu, "fp8")
     with pytest.raises(ValueError, match="first_layer_dtype"):

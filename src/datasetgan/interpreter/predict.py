@@ -18,10 +18,12 @@ faults that cost more than the arithmetic).
 
 The first layer's matmuls (nearly all of the arithmetic) can run on
 bfloat16 operands (``first_layer_dtype``), accumulated in float32 by the
-matmul and summed and carried on in float32. On a CPU with AMX they run
-about 4-5x faster than float32 (measured on this project's 2-core Xeon:
-770-950 against 175-180 GFLOP/s); the labels then agree with float32's on
-about 99.9% of pixels (the rest are near-ties between members' votes).
+matmul, rounded to bfloat16 on output (PyTorch's CPU ``mm`` has no float32
+output for them), then summed and carried on in float32. On a CPU with AMX
+they run about 4-5x faster than float32 (measured on a 2-core Xeon: 770-950
+against 175-180 GFLOP/s), with AVX512-BF16 about 2-3x (a 2-core AMD EPYC:
+345-425 against 100-200); the labels then agree with float32's on about
+99.9% of pixels (the rest are near-ties between members' votes).
 ``first_layer_precision`` picks that where it pays.
 
 Every image is computed on its own with the same shapes, so an image's
@@ -52,10 +54,12 @@ from datasetgan.interpreter.model import EnsembleMLP
 
 Task = Literal["segmentation", "keypoints"]
 
-# Pixels per band: on a CPU, ~1k pixels keep a band's [pixels, M * h1]
+# Pixels per band: on a CPU, ~2k pixels keep a band's [pixels, M * h1]
 # activations within the last-level cache while the band's matmuls stay
-# efficient; on a GPU bands only bound the memory.
-CPU_BAND_PIXELS = 1024
+# efficient (at 256x256 with 10 members, 8-row bands labelled 7-12% faster
+# than 4-row ones on a 2-core AMD EPYC: the row mixing reads fewer source
+# rows per output row); on a GPU bands only bound the memory.
+CPU_BAND_PIXELS = 2048
 GPU_BAND_BYTES = 1 << 27
 # Consecutive bands whose outputs are reduced over the members together (fewer, larger ops).
 STATS_PIXELS = 4096
@@ -414,17 +418,23 @@ def predict(model: EnsembleMLP, feature_maps: Sequence[torch.Tensor], out_size: 
 
 def first_layer_precision(device: torch.device, requested: str = "auto") -> torch.dtype:
     """The first layer's matmul dtype for ``--precision``: ``float32``,
-    ``bfloat16``, or ``auto``: bfloat16 on a CPU with AMX tiles (where its
-    matmuls run several times faster), float32 elsewhere (a GPU's float32
-    labelling is already a small share of the generator's time)."""
+    ``bfloat16``, or ``auto``: bfloat16 on a CPU with native bfloat16 dot
+    products (AMX tiles or AVX512-BF16, where its matmuls run 2-5x faster),
+    float32 elsewhere (a GPU's float32 labelling is already a small share of
+    the generator's time, and a CPU without them emulates bfloat16 slowly)."""
     if requested == "float32":
         return torch.float32
     if requested == "bfloat16":
         return torch.bfloat16
     if requested != "auto":
         raise ValueError(f"precision must be auto, float32 or bfloat16, got {requested!r}")
-    has_amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-    return torch.bfloat16 if device.type == "cpu" and has_amx() else torch.float32
+    return torch.bfloat16 if device.type == "cpu" and cpu_has_native_bfloat16() else torch.float32
+
+
+def cpu_has_native_bfloat16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AMX tiles or AVX512-BF16)."""
+    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")  # private, so looked up softly
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
 
 
 def _pack(feature_maps: Sequence[torch.Tensor], level: _Level, image: int, ws: Workspace,

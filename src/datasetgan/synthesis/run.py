@@ -72,7 +72,7 @@ class SynthesisConfig:
     ignore_pixels_above: float | None = None
     # (index, count): stage only the seeds ``seed_start + index + k * count``, and do not finalise.
     shard: tuple[int, int] | None = None
-    # The interpreter's first-layer matmuls: "auto" (bfloat16 on a CPU with AMX, else float32),
+    # The interpreter's first-layer matmuls: "auto" (bfloat16 on a CPU with AMX or AVX512-BF16, else float32),
     # "float32" or "bfloat16" (see interpreter/predict.py). The resolved one is part of the run key.
     precision: str = "auto"
 
