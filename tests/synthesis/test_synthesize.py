@@ -200,15 +200,15 @@ def test_unfinished_run_with_other_settings_is_refused(labelled, interpreter_dir
     assert _synth(labelled, interpreter_dir, out, "--n", "4") == 130
     monkeypatch.undo()
     assert _synth(labelled, interpreter_dir, out, "--n", "4", "--truncation", "0.5") == 2
-    assert "settings (truncation)" in capsys.readouterr().err
+    assert "settings (truncation: --truncation 0.7 there, 0.5 now)" in capsys.readouterr().err
     assert _synth(labelled, interpreter_dir, out, "--n", "4", "--ignore-pixels-above", "0.1") == 2
-    assert "settings (ignore_pixels_above)" in capsys.readouterr().err
+    assert "settings (ignore_pixels_above: --ignore-pixels-above not set there, 0.1 now)" in capsys.readouterr().err
     # a setting the unfinished run has and the new one lacks is named too
     monkeypatch.setattr(synth_run, "_write_candidate", boom)
     assert _synth(labelled, interpreter_dir, tmp_path / "ds2", "--n", "4", "--ignore-pixels-above", "0.1") == 130
     monkeypatch.undo()
     assert _synth(labelled, interpreter_dir, tmp_path / "ds2", "--n", "4") == 2
-    assert "settings (ignore_pixels_above)" in capsys.readouterr().err
+    assert "settings (ignore_pixels_above: --ignore-pixels-above 0.1 there, not set now)" in capsys.readouterr().err
 
 
 def test_precision_is_recorded_and_part_of_the_run(labelled, interpreter_dir, tmp_path, monkeypatch, capsys):
@@ -233,7 +233,7 @@ def test_precision_is_recorded_and_part_of_the_run(labelled, interpreter_dir, tm
     assert _synth(labelled, interpreter_dir, tmp_path / "ds", *common, "--precision", "bfloat16") == 130
     monkeypatch.undo()
     assert _synth(labelled, interpreter_dir, tmp_path / "ds", *common, "--precision", "float32") == 2
-    assert "settings (first_layer)" in capsys.readouterr().err
+    assert "settings (first_layer: --precision bfloat16 there, float32 now)" in capsys.readouterr().err
     assert _synth(labelled, interpreter_dir, tmp_path / "ds", *common, "--precision", "bfloat16") == 0
 
 

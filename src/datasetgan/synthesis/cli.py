@@ -77,5 +77,7 @@ def run_synthesize(args: argparse.Namespace) -> int:
     print(f"{args.out}: {info['kept']} of {config.n} samples kept "
           f"({len(info['dropped_seeds'])} most uncertain dropped)"
           + (f"; {info['unlabelled']['pixel_fraction']:.1%} of their pixels left unlabelled"
-             if "unlabelled" in info else ""))
+             if "unlabelled" in info else "")
+          + ("; bfloat16 first-layer matmuls (--precision float32: exact ones)"
+             if info.get("first_layer_precision") == "bfloat16" else ""))
     return 0

@@ -181,8 +181,19 @@ def _check_run(out: Path, key: dict) -> bool:
         if old != key:
             diff = sorted(k for k in {**old, **key} if key.get(k) != old.get(k))
             raise UserError(f"--out {out}: holds an unfinished run with different settings "
-                            f"({', '.join(diff)}); restart it with the same arguments or use another folder")
+                            f"({'; '.join(_setting_change(k, old, key) for k in diff)}); restart it with "
+                            "the same arguments or use another folder")
     return False
+
+
+def _setting_change(name: str, old: dict, new: dict) -> str:
+    """One run-key entry that differs, as the flag that sets it and both values
+    (``first_layer``, absent for float32, is what ``--precision`` resolved to)."""
+    if name in ("generator", "interpreter"):  # fingerprints: the flag says enough
+        return f"{name}: --{name} is another one"
+    flag = "--precision" if name == "first_layer" else "--" + name.replace("_", "-")
+    unset = "float32" if name == "first_layer" else "not set"
+    return f"{name}: {flag} {old.get(name, unset)} there, {new.get(name, unset)} now"
 
 
 @torch.no_grad()
