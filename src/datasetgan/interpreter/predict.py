@@ -374,7 +374,7 @@ def predict(model: EnsembleMLP, feature_maps: Sequence[torch.Tensor], out_size: 
     """Fast path. feature_maps: the selected ``[N, C_i, R_i, R_i']`` maps (in the
     order of the model's input features). Returns a ``Prediction`` at ``out_size``.
 
-    ``tile_rows``: rows per band (``-1``: about 1k pixels on a CPU, bounded
+    ``tile_rows``: rows per band (``-1``: about 2k pixels on a CPU, bounded
     memory on a GPU; ``None``: whole frames). ``workspace``: reuse the buffers
     of earlier calls (as ``synthesize`` does for every batch).
     ``first_layer_dtype``: ``torch.float32`` or ``torch.bfloat16`` operands for
