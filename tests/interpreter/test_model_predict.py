@@ -233,15 +233,31 @@ def test_bfloat16_first_layer_is_per_image():
         assert torch.equal(alone.uncertainty[0], whole.uncertainty[i])
 
 
+@pytest.mark.parametrize("amx, avx512_bf16", [(False, False), (True, False), (False, True), (True, True)])
+def test_auto_precision_follows_the_cpus_bfloat16_units(monkeypatch, amx, avx512_bf16):
+    from datasetgan.interpreter.predict import cpu_has_native_bfloat16, first_layer_precision
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
+    assert cpu_has_native_bfloat16() == (amx or avx512_bf16)
+    expected = torch.bfloat16 if amx or avx512_bf16 else torch.float32
+    assert first_layer_precision(torch.device("cpu"), "auto") == expected
+    assert first_layer_precision(torch.device("cpu"), "float32") == torch.float32
+
+
+def test_auto_precision_without_the_probes(monkeypatch):
+    """An older PyTorch without the private probes: float32."""
+    from datasetgan.interpreter.predict import first_layer_precision
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported", raising=False)
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported", raising=False)
+    assert first_layer_precision(torch.device("cpu"), "auto") == torch.float32
+
+
 def test_first_layer_precision_choices():
     from datasetgan.interpreter.predict import cpu_has_native_bfloat16, first_layer_precision
     cpu = torch.device("cpu")
     assert first_layer_precision(cpu, "float32") == torch.float32
     assert first_layer_precision(cpu, "bfloat16") == torch.bfloat16
-    native = any(getattr(torch.cpu, probe, lambda: False)()
-                 for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
-    assert cpu_has_native_bfloat16() == native
-    assert first_layer_precision(cpu, "auto") == (torch.bfloat16 if native else torch.float32)
+    assert first_layer_precision(cpu, "auto") == (torch.bfloat16 if cpu_has_native_bfloat16() else torch.float32)
     assert first_layer_precision(torch.device("meta"), "auto") == torch.float32  # not a CPU
     with pytest.raises(ValueError, match="precision"):
         first_layer_precision(cpu, "fp8")
