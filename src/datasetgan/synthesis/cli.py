@@ -42,7 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if present)")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="the interpreter's first-layer matmuls: auto (default) = bfloat16 on a CPU with AMX or "
-                        "AVX512-BF16, 2-5x faster, labels equal float32's on ~99.9%% of pixels; else float32")
+                        "AVX512-BF16 (matmuls 2-5x faster; labels equal float32's on 99.9-99.99%% of pixels), "
+                        "else float32 (exact)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_synthesize)
 
