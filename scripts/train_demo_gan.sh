@@ -21,7 +21,7 @@
 # GPU and more kimg would give a much better generator (scripts/gpu_checks.sh trains one).
 # A fresh run of this recipe with --compile and OMP_NUM_THREADS=2 (2026-12-02, 307.3 kimg in 108 minutes at
 # 51-57 img/s) gave sharper samples and better interpreter labels but a smaller demo gain (+1.2: the
-# baseline's 16 samples improved more); see the README. It was not bundled.
+# baseline's 16 samples improved more); see docs/DEMO_RESULTS.md. It was not bundled.
 #
 # Usage: scripts/train_demo_gan.sh [KIMG]   (default 244.928, the bundled generator's length)
 set -euo pipefail
