@@ -186,13 +186,15 @@ def _check_run(out: Path, key: dict) -> bool:
     return False
 
 
+# Run-key entries whose flag is not named after them: (flag, what the entry's absence means).
+_KEY_FLAGS = {"first_layer": ("--precision", "float32")}  # what --precision resolved to
+
+
 def _setting_change(name: str, old: dict, new: dict) -> str:
-    """One run-key entry that differs, as the flag that sets it and both values
-    (``first_layer``, absent for float32, is what ``--precision`` resolved to)."""
+    """One run-key entry that differs, as the flag that sets it and both values."""
     if name in ("generator", "interpreter"):  # fingerprints: the flag says enough
         return f"{name}: --{name} is another one"
-    flag = "--precision" if name == "first_layer" else "--" + name.replace("_", "-")
-    unset = "float32" if name == "first_layer" else "not set"
+    flag, unset = _KEY_FLAGS.get(name, ("--" + name.replace("_", "-"), "not set"))
     return f"{name}: {flag} {old.get(name, unset)} there, {new.get(name, unset)} now"
 
 
