@@ -17,6 +17,9 @@
 # (run A's newest snapshot, complete, to resume from).
 #
 # Usage, with the device tool:  run(command="bash scripts/gpu_demo_gans.sh", timeout_s=590)
+# To continue run A from the snapshot A_full.tar brought back:  mkdir -p gpu_data/runs_A/00001-demo-A/snapshots,
+# untar it there (gpu_data/ is ignored; carry it), then  run(command="RUNS=A STOP_AT=170 bash
+# scripts/gpu_demo_gans.sh", carry=["gpu_data"], timeout_s=220)
 # STOP_AT (seconds after the start, default 510) is when the runs get SIGTERM.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +30,8 @@ STOP_AT="${STOP_AT:-510}"
 PY="${PY:-python3}"
 DEVICE="${DEVICE:-cuda}"          # cpu for a dry run of this script
 PER_PROC="${PER_PROC:-2000}"     # faces per render process (15 processes)
+RUNS="${RUNS:-A B C}"             # which of the three to train
+RESUME="${RESUME:-gpu_data}"     # runs_A/ etc. here (a run folder with its snapshot) are continued
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 mkdir -p "$OUT" "$WORK/logs"
 elapsed() { echo $(( $(date +%s) - T0 )); }
@@ -42,9 +47,14 @@ wait
 echo "rendered $(ls "$WORK/faces/images" | wc -l) faces at $(elapsed) s"
 
 LIMIT=$(( STOP_AT - $(elapsed) ))
-launch() {  # launch NAME BASE MAX ZW
-    local name="$1" base="$2" max="$3" zw="$4"
-    OMP_NUM_THREADS=4 timeout -s TERM -k 60 "$LIMIT" "$PY" -m datasetgan.cli train-gan \
+launch() {  # launch NAME BASE MAX ZW; a run folder under $RESUME/runs_NAME is continued (--resume latest)
+    local name="$1" base="$2" max="$3" zw="$4" resume=()
+    case " $RUNS " in *" $name "*) ;; *) return ;; esac
+    if [ -d "$RESUME/runs_$name" ]; then
+        mkdir -p "$WORK/runs_$name" && cp -r "$RESUME/runs_$name"/. "$WORK/runs_$name"/
+        resume=(--resume latest)
+    fi
+    OMP_NUM_THREADS=4 timeout -s TERM -k 60 "$LIMIT" "$PY" -m datasetgan.cli train-gan "${resume[@]}" \
         --data "$WORK/faces/images" --resolution 64 --out "$WORK/runs_$name" --name "demo-$name" \
         --kimg 100000 --batch 64 --aug none --mirror --channel-base "$base" --channel-max "$max" --map-depth 2 \
         --z-dim "$zw" --w-dim "$zw" --precision fp32 --tick-kimg 10 --snap-ticks 100000 --snap-minutes 1.5 \
@@ -56,10 +66,10 @@ launch B 1024 256 256
 launch C 2048 256 256
 sleep 60
 nvidia-smi > "$WORK/logs/nvidia-smi-60s.txt" 2>&1
-for name in A B C; do echo "$name: $(tail -n 1 "$WORK/logs/train-$name.log" | cut -c1-200)"; done
+for name in $RUNS; do echo "$name: $(tail -n 1 "$WORK/logs/train-$name.log" | cut -c1-200)"; done
 wait
 echo "training stopped at $(elapsed) s"
-for name in A B C; do echo "$name: $(grep -c '^tick' "$WORK/logs/train-$name.log") ticks; $(tail -n 2 "$WORK/logs/train-$name.log" | tr '\n' ' ' | cut -c1-300)"; done
+for name in $RUNS; do echo "$name: $(grep -c '^tick' "$WORK/logs/train-$name.log") ticks; $(tail -n 2 "$WORK/logs/train-$name.log" | tr '\n' ' ' | cut -c1-300)"; done
 
 # Package: G_ema of the newest snapshots (as many as fit 16 MiB), A's newest snapshot in full.
 pack_gema() {  # pack_gema NAME KEEP

@@ -176,7 +176,7 @@ class BatchSource:
             idx = idx.pin_memory().to(self.images.device, non_blocking=True)
             flip = flip.pin_memory().to(self.images.device, non_blocking=True)
         x = self.images[idx]
-        if x.device != self.device:
+        if x.device.type != self.device.type:      # pinned host set -> GPU ("cuda" vs "cuda:0" is no move)
             x = x.pin_memory().to(self.device, non_blocking=True)
         if any_flip:
             x = torch.where(flip.to(self.device)[:, None, None, None], x.flip(-1), x)
