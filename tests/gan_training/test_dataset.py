@@ -87,3 +87,11 @@ def test_mirror_doubles_and_flips(image_folder):
     x = source(torch.tensor([0, 12]))
     torch.testing.assert_close(x[1], x[0].flip(-1))
     assert x.min() >= -1 and x.max() <= 1
+
+
+def test_batch_source_does_not_move_a_batch_already_on_its_device(image_folder):
+    # "cuda" and "cuda:0" name one device; treating them as two made the first GPU run pin a GPU
+    # tensor. "cpu:0" against the set's "cpu" is the same case on this machine.
+    ds = load_dataset(image_folder, 16, quiet=True)
+    x = BatchSource(ds, torch.device("cpu", 0))(torch.tensor([0, 1]))
+    torch.testing.assert_close(x, BatchSource(ds, torch.device("cpu"))(torch.tensor([0, 1])))

@@ -125,3 +125,21 @@ def test_time_based_ticks_and_snapshots_and_pruning(train, image_folder, tmp_pat
     stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
     assert [s["step"] for s in stats] == [1, 2, 3]                 # a tick per step (time limit 0)
     assert [p.name for p in list_snapshots(run)] == ["kimg-000000.008", "kimg-000000.012"]
+
+
+def test_resumed_adam_moments_take_a_channels_last_parameters_layout(tmp_path):
+    # D is channels-last on CUDA; its saved moments are contiguous, and the fused CUDA Adam
+    # refuses moments in another layout than their parameter (the first GPU resume's crash).
+    from datasetgan.gan_training.checkpoint import load_optimizer, optimizer_tensors
+
+    conv = torch.nn.Conv2d(4, 8, 3).to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(conv.parameters())
+    conv(torch.randn(2, 4, 8, 8)).sum().backward()
+    opt.step()
+    tensors, meta = optimizer_tensors("D", opt)
+    resumed = torch.optim.Adam(conv.parameters())
+    load_optimizer(resumed, "D", tensors, meta, tmp_path)
+    weight = conv.weight
+    for name in ("exp_avg", "exp_avg_sq"):
+        assert resumed.state[weight][name].stride() == weight.stride()
+        torch.testing.assert_close(resumed.state[weight][name], opt.state[weight][name])

@@ -129,6 +129,14 @@ def load_optimizer(opt: torch.optim.Optimizer, prefix: str, tensors: dict[str, t
         opt.load_state_dict({"state": state, "param_groups": groups})
     except (ValueError, KeyError) as exc:
         raise CheckpointError(source, f"optimiser state {prefix!r} does not fit ({exc})") from None
+    # Saved moments are contiguous; a channels-last parameter (D on CUDA) needs its moments in its
+    # own layout, or the fused Adam kernel refuses the step.
+    for group in opt.param_groups:
+        for param in group["params"]:
+            moments = opt.state.get(param, {})
+            for name, value in moments.items():
+                if value.shape == param.shape and value.stride() != param.stride():
+                    moments[name] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
 def write_snapshot(run_dir: Path, name: str, nets: dict[str, torch.nn.Module], opt_tensors: dict[str, torch.Tensor],
