@@ -16,6 +16,10 @@
 # A_gema.tar, B_gema.tar, C_gema.tar (G_ema + state.json of the newest snapshots) and A_full.tar
 # (run A's newest snapshot, complete, to resume from).
 #
+# First used 2026-12-04 (one H200): A 347.2, B 312.6 and C 232.6 kimg in 7.5 minutes, three runs sharing
+# the GPU; none beat the bundled CPU-trained generator in the demo (docs/DEMO_RESULTS.md). Next time
+# train one run alone (RUNS=A or RUNS=B) for the whole call.
+#
 # Usage, with the device tool:  run(command="bash scripts/gpu_demo_gans.sh", timeout_s=590)
 # To continue run A from the snapshot A_full.tar brought back:  mkdir -p gpu_data/runs_A/00001-demo-A/snapshots,
 # untar it there (gpu_data/ is ignored; carry it), then  run(command="RUNS=A STOP_AT=170 bash
@@ -38,13 +42,19 @@ elapsed() { echo $(( $(date +%s) - T0 )); }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$WORK/logs/gpu.txt" 2>&1
 "$PY" -c "import torch; print(torch.__version__, torch.cuda.is_available())" >> "$WORK/logs/gpu.txt" 2>&1
 
+# The CUDA tests first (beside the rendering): the first GPU session lost a call to a CUDA-only bug
+# that tests/gan_training/test_gpu.py would have shown.
+if [ "${GPU_TESTS:-1}" = 1 ]; then
+    timeout 120 "$PY" -m pytest -q -p no:cacheprovider -m gpu tests/gan_training/test_gpu.py \
+        > "$WORK/logs/gpu-tests.log" 2>&1 &
+fi
 # 30,000 faces in 15 processes of 2,000 (PER_PROC).
 for i in $(seq 0 14); do
     "$PY" -c "from datasetgan.demo.render import render_dataset; render_dataset('$WORK/faces', $PER_PROC, $((i * PER_PROC)), labels=False, show_progress=False)" \
         > "$WORK/logs/render-$i.log" 2>&1 &
 done
 wait
-echo "rendered $(ls "$WORK/faces/images" | wc -l) faces at $(elapsed) s"
+echo "rendered $(ls "$WORK/faces/images" | wc -l) faces at $(elapsed) s; CUDA tests: $(tail -n 1 "$WORK/logs/gpu-tests.log" 2>/dev/null)"
 
 LIMIT=$(( STOP_AT - $(elapsed) ))
 launch() {  # launch NAME BASE MAX ZW; a run folder under $RESUME/runs_NAME is continued (--resume latest)
