@@ -18,7 +18,7 @@
 #
 # First used 2026-12-04 (one H200): A 347.2, B 312.6 and C 232.6 kimg in 7.5 minutes, three runs sharing
 # the GPU; none beat the bundled CPU-trained generator in the demo (docs/DEMO_RESULTS.md). Next time
-# train one run alone (RUNS=A or RUNS=B) for the whole call.
+# train one run alone (RUNS=C: its features labelled best; or RUNS=B) for the whole call.
 #
 # Usage, with the device tool:  run(command="bash scripts/gpu_demo_gans.sh", timeout_s=590)
 # To continue run A from the snapshot A_full.tar brought back:  mkdir -p gpu_data/runs_A/00001-demo-A/snapshots,
