@@ -42,10 +42,10 @@ elapsed() { echo $(( $(date +%s) - T0 )); }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$WORK/logs/gpu.txt" 2>&1
 "$PY" -c "import torch; print(torch.__version__, torch.cuda.is_available())" >> "$WORK/logs/gpu.txt" 2>&1
 
-# The CUDA tests first (beside the rendering): the first GPU session lost a call to a CUDA-only bug
-# that tests/gan_training/test_gpu.py would have shown.
+# The CUDA tests (-m gpu) first, beside the rendering: the first GPU session lost a call to a CUDA-only
+# bug that tests/gan_training/test_gpu.py would have shown. Their summary is printed after the rendering.
 if [ "${GPU_TESTS:-1}" = 1 ]; then
-    timeout 120 "$PY" -m pytest -q -p no:cacheprovider -m gpu tests/gan_training/test_gpu.py \
+    timeout 120 "$PY" -m pytest -q -p no:cacheprovider -m gpu tests \
         > "$WORK/logs/gpu-tests.log" 2>&1 &
 fi
 # 30,000 faces in 15 processes of 2,000 (PER_PROC).

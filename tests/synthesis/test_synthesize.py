@@ -350,3 +350,21 @@ def test_uncertain_pixels_left_unlabelled(labelled, interpreter_dir, tmp_path, c
     with pytest.raises(UserError, match="only for segmentation"):
         synth_run.synthesize(None, SimpleNamespace(task="keypoints"), tmp_path / "kp",
                              synth_run.SynthesisConfig(n=2, ignore_pixels_above=0.1), torch.device("cpu"))
+
+
+@pytest.mark.gpu
+def test_cuda_synthesis_matches_the_cpus(labelled, interpreter_dir, tmp_path):
+    """The same seeds on a GPU and on a CPU (float32 both): the same images, up to float rounding
+    (cuDNN's TF32 convolutions included), and the same labels but for near-ties."""
+    if not torch.cuda.is_available():
+        pytest.fail("the gpu marker needs a CUDA device")
+    assert _synth(labelled, interpreter_dir, tmp_path / "cpu", "--n", "6", "--precision", "float32") == 0
+    assert main(["synthesize", "--generator", str(labelled["G"]), "--interpreter", str(interpreter_dir),
+                 "--out", str(tmp_path / "cuda"), "--device", "cuda", "--quiet", "--n", "6"]) == 0
+    names = sorted(p.name for p in (tmp_path / "cpu" / "labels").glob("*.png"))
+    assert names and names == sorted(p.name for p in (tmp_path / "cuda" / "labels").glob("*.png"))
+    for folder, fraction in (("images", 0.99), ("labels", 0.995)):
+        a = np.stack([np.asarray(Image.open(tmp_path / "cpu" / folder / n), dtype=np.int16) for n in names])
+        b = np.stack([np.asarray(Image.open(tmp_path / "cuda" / folder / n), dtype=np.int16) for n in names])
+        close = np.abs(a - b) <= (2 if folder == "images" else 0)
+        assert close.mean() >= fraction, f"{folder}: only {close.mean():.4f} agree"
