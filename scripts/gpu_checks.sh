@@ -36,6 +36,9 @@ step() {  # step NAME SECONDS CMD...: run with a SIGTERM at the limit, log to $O
     echo "   exit $?; $(tail -n 3 "$OUT/$name.log" | tr '\n' ' ' | cut -c1-300)"
 }
 
+# The CUDA tests first: CUDA-only bugs cost the first GPU session a whole call.
+step gpu_tests 150 "$PY" -m pytest -q -p no:cacheprovider -m gpu tests
+
 # Issue 4 item 3: images/s of the 64x64 reference config, and where the time goes.
 step train_gan_speed "$SPEED_S" "$PY" benchmarks/train_gan_speed.py --preset h100
 # Issue 3 item 6: synthesis vs the generator and vs the straightforward path, 512x512.
@@ -43,7 +46,8 @@ step synthesis_speed "$SYNTH_S" "$PY" benchmarks/synthesis_speed.py --device cud
     --slow-images 2
 
 # Issue 6 item 2: the demo generator, same architecture as the bundled one (scripts/train_demo_gan.sh),
-# so that it can replace it; on a GPU a much larger batch is affordable.
+# so that it can replace it. scripts/gpu_demo_gans.sh does this step better (more training faces,
+# wider candidates, measured in docs/DEMO_RESULTS.md).
 "$PY" -c "from datasetgan.demo.render import render_dataset; render_dataset('/tmp/demo_faces', 5000, 0, labels=False)" \
     > "$OUT/render.log" 2>&1
 step demo_gan "$DEMO_S" "$PY" -m datasetgan.cli train-gan --data /tmp/demo_faces/images --resolution 64 \
