@@ -17,8 +17,9 @@
 # (run A's newest snapshot, complete, to resume from).
 #
 # First used 2026-12-04 (one H200): A 347.2, B 312.6 and C 232.6 kimg in 7.5 minutes, three runs sharing
-# the GPU; none beat the bundled CPU-trained generator in the demo (docs/DEMO_RESULTS.md). Next time
-# train one run alone (RUNS=C: its features labelled best; or RUNS=B) for the whole call.
+# the GPU; none beat the CPU-trained generator of then in the demo, but A continued on the CPU to 812.9
+# kimg is the bundled one now (docs/DEMO_RESULTS.md). Next time train one run alone (RUNS=C: its
+# features labelled best; or RUNS=B) for the whole call.
 #
 # Usage, with the device tool:  run(command="bash scripts/gpu_demo_gans.sh", timeout_s=590)
 # To continue run A from the snapshot A_full.tar brought back:  mkdir -p gpu_data/runs_A/00001-demo-A/snapshots,
@@ -82,9 +83,10 @@ echo "training stopped at $(elapsed) s"
 for name in $RUNS; do echo "$name: $(grep -c '^tick' "$WORK/logs/train-$name.log") ticks; $(tail -n 2 "$WORK/logs/train-$name.log" | tr '\n' ' ' | cut -c1-300)"; done
 
 # Package: G_ema of the newest snapshots (as many as fit 16 MiB), A's newest snapshot in full.
+newest_run() { ls -d "$WORK/runs_$1"/*/ 2>/dev/null | tail -n 1; }  # newest_run NAME: its run folder, if any
 pack_gema() {  # pack_gema NAME KEEP
     local run snaps
-    run="$(ls -d "$WORK/runs_$1"/*/ 2>/dev/null | tail -n 1)"
+    run="$(newest_run "$1")"
     [ -n "$run" ] || return
     snaps="$(cd "$run/snapshots" && ls -d kimg-* | sort | tail -n "$2" | sed 's|$|/G_ema|; p; s|/G_ema$|/state.json|' )"
     (cd "$run/snapshots" && tar -cf "$OUT/$1_gema.tar" $snaps)
@@ -92,13 +94,13 @@ pack_gema() {  # pack_gema NAME KEEP
 pack_gema A 4
 pack_gema B 2
 pack_gema C 1
-RUN_A="$(ls -d "$WORK"/runs_A/*/ 2>/dev/null | tail -n 1)"
+RUN_A="$(newest_run A)"
 if [ -n "$RUN_A" ]; then
     LAST_A="$(cd "$RUN_A/snapshots" && ls -d kimg-* | sort | tail -n 1)"
     (cd "$RUN_A/snapshots" && tar -cf "$OUT/A_full.tar" "$LAST_A")
 fi
 for name in A B C; do
-    run="$(ls -d "$WORK/runs_$name"/*/ 2>/dev/null | tail -n 1)"
+    run="$(newest_run "$name")"
     [ -n "$run" ] || continue
     mkdir -p "$WORK/logs/$name"
     cp "$run"/stats.jsonl "$run"/training_options.json "$run"/reals.png "$WORK/logs/$name/" 2>/dev/null
