@@ -10,6 +10,7 @@ import torch
 from datasetgan.core.errors import UserError
 from datasetgan.features import (FeatureBank, FeatureConfig, gather_pixel_features,
                                  project_first_layer, select_features, upsample_concat)
+from datasetgan.generator.features import FeatureSpec
 
 FM = namedtuple("FM", "name resolution channels")
 
@@ -70,3 +71,20 @@ def test_select_features_by_name_and_resolution():
     assert sel.indices == (1, 2, 3) and sel.offsets == (0, 8, 16)
     with pytest.raises(UserError, match="b32.conv0"):
         select_features(spec, FeatureConfig(layers=("b32.conv0",)))
+
+
+def test_select_the_image_tap():
+    spec = FeatureSpec((FM("b4.conv1", 4, 8), FM("b8.conv0", 8, 8)), image=FM("img", 8, 3))
+    sel = select_features(spec, FeatureConfig(layers=("all", "img")))
+    assert sel.names == ("b4.conv1", "b8.conv0", "img") and sel.width == 19 and sel.offsets == (0, 8, 16)
+    maps, img = [torch.zeros(1, 8, 4, 4), torch.zeros(1, 8, 8, 8)], torch.ones(1, 3, 8, 8)
+    assert sel.pick(maps, img)[-1] is img
+    with pytest.raises(ValueError, match="generated image"):
+        sel.pick(maps)
+    # The default stays the reference's: every convolution, no image.
+    assert select_features(spec, FeatureConfig()).names == ("b4.conv1", "b8.conv0")
+    assert select_features(spec, FeatureConfig(layers=("img",))).indices == ()
+    with pytest.raises(UserError, match="does not offer its image"):
+        select_features(list(spec), FeatureConfig(layers=("all", "img")))
+    with pytest.raises(UserError, match="'all' or 'img'"):
+        select_features(spec, FeatureConfig(layers=("rgb",)))

@@ -250,7 +250,7 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
     run_command(["train-interpreter", "--samples", str(samples), "--labels", str(labels), "--spec", str(spec_path),
                  "--out", str(interpreter), "--task", "segmentation", "--members", str(cfg.members),
                  "--pixels-per-image", cfg.pixels_per_image, "--class-weight-power", str(cfg.class_weight_power),
-                 *dev, *quiet], "train-interpreter")
+                 "--layers", cfg.interpreter_layers, *dev, *quiet], "train-interpreter")
 
     tl.stage("synthesize")
     synthetic = out / "synthetic"

@@ -48,7 +48,7 @@ def write_uncertainty_maps(generator: str | Path, interpreter: str | Path, seeds
     for start in range(0, len(seeds), size):
         batch = seeds[start:start + size]
         img, feats = render_batch(G, batch, size, truncation)
-        pred = predict(interp.model, selected.pick(feats), interp.out_size, interp.upsample, interp.task,
+        pred = predict(interp.model, selected.pick(feats, img), interp.out_size, interp.upsample, interp.task,
                        first_layer_dtype=first_layer_dtype)
         for seed, image, unc in zip(batch, to_uint8(img), pred.uncertainty.cpu().numpy()):
             save_png(out / f"{rank[seed]:02d}_{seed:06d}.png", image)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal, Sequence
 
 from datasetgan.core.errors import UserError
+from datasetgan.generator.features import IMAGE_TAP
 
 UpsampleMode = Literal["bilinear", "nearest"]
 
@@ -13,7 +14,9 @@ UpsampleMode = Literal["bilinear", "nearest"]
 @dataclass(frozen=True)
 class FeatureConfig:
     """``layers``: tap names (``G.feature_spec`` names, or resolutions such as
-    ``"64"`` meaning every tap at 64x64); empty = every tap, as the reference.
+    ``"64"`` meaning every tap at 64x64, or ``"all"``); empty = every tap, as the
+    reference. ``"img"`` adds the generated image itself: a pixel's own colour,
+    sharp where the 64 px convolutions carry only a few channels (``"all,img"``).
     ``mode``: how each map is brought to the label resolution (the reference
     release uses bilinear, ``align_corners=False``)."""
 
@@ -34,6 +37,7 @@ class SelectedFeatures:
     resolutions: tuple[int, ...]
     channels: tuple[int, ...]
     mode: UpsampleMode
+    image: bool = False    # the image is the last tap (after the maps that ``indices`` pick)
 
     @property
     def width(self) -> int:
@@ -48,9 +52,16 @@ class SelectedFeatures:
             total += c
         return tuple(out)
 
-    def pick(self, feature_maps: Sequence) -> list:
-        """The selected maps out of the generator's full list."""
-        return [feature_maps[i] for i in self.indices]
+    def pick(self, feature_maps: Sequence, image=None) -> list:
+        """The selected maps out of the generator's full list, then ``image`` (the
+        generated image, ``G.synthesis``'s first output) if the selection takes it."""
+        picked = [feature_maps[i] for i in self.indices]
+        if self.image:
+            if image is None:
+                raise ValueError(f"this feature selection takes the generated image ({IMAGE_TAP!r}); "
+                                 "pass it to pick()")
+            picked.append(image)
+        return picked
 
     def to_dict(self) -> dict:
         return {"layers": list(self.names), "mode": self.mode}
@@ -58,31 +69,38 @@ class SelectedFeatures:
 
 def select_features(feature_spec, config: FeatureConfig, flag: str = "--layers") -> SelectedFeatures:
     """Resolve ``config`` against a generator's ``FeatureSpec`` (a sequence of
-    ``FeatureMap(name, resolution, channels)``); unknown names are a ``UserError``."""
+    ``FeatureMap(name, resolution, channels)``, and its ``image``); unknown names
+    are a ``UserError``."""
     maps = list(feature_spec)
     if not maps:
         raise UserError("the generator exposes no feature maps")
     if config.mode not in ("bilinear", "nearest"):
         raise UserError(f"--upsample {config.mode!r}: expected bilinear or nearest")
-    if not config.layers:
-        chosen = list(range(len(maps)))
-    else:
-        names = {m.name: i for i, m in enumerate(maps)}
-        chosen_set: set[int] = set()
-        for layer in config.layers:
-            if layer in names:
-                chosen_set.add(names[layer])
-            elif layer.isdigit() and any(m.resolution == int(layer) for m in maps):
-                chosen_set.update(i for i, m in enumerate(maps) if m.resolution == int(layer))
-            else:
-                known = ", ".join(m.name for m in maps)
-                raise UserError(f"{flag}: no feature map {layer!r} in this generator (known: {known}, "
-                                "or a resolution)")
-        chosen = sorted(chosen_set)
+    names = {m.name: i for i, m in enumerate(maps)}
+    chosen_set: set[int] = set()
+    image = getattr(feature_spec, "image", None) if IMAGE_TAP in config.layers else None
+    if IMAGE_TAP in config.layers and image is None:
+        raise UserError(f"{flag}: this generator does not offer its image as a feature tap ({IMAGE_TAP!r})")
+    for layer in config.layers or ("all",):
+        if layer == "all":
+            chosen_set.update(range(len(maps)))
+        elif layer == IMAGE_TAP:
+            continue
+        elif layer in names:
+            chosen_set.add(names[layer])
+        elif layer.isdigit() and any(m.resolution == int(layer) for m in maps):
+            chosen_set.update(i for i, m in enumerate(maps) if m.resolution == int(layer))
+        else:
+            known = ", ".join(m.name for m in maps)
+            raise UserError(f"{flag}: no feature map {layer!r} in this generator (known: {known}, "
+                            f"a resolution, 'all' or {IMAGE_TAP!r})")
+    chosen = sorted(chosen_set)
+    taps = [maps[i] for i in chosen] + ([image] if image is not None else [])
     return SelectedFeatures(
         indices=tuple(chosen),
-        names=tuple(maps[i].name for i in chosen),
-        resolutions=tuple(int(maps[i].resolution) for i in chosen),
-        channels=tuple(int(maps[i].channels) for i in chosen),
+        names=tuple(m.name for m in taps),
+        resolutions=tuple(int(m.resolution) for m in taps),
+        channels=tuple(int(m.channels) for m in taps),
         mode=config.mode,
+        image=image is not None,
     )

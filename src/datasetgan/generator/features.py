@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+IMAGE_TAP = "img"   # the name that selects the generated image as a feature tap
+
+
 @dataclass(frozen=True)
 class FeatureMap:
     """One style-modulated conv's output: ``[N, channels, resolution, resolution]``."""
@@ -16,9 +19,15 @@ class FeatureMap:
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """The maps ``synthesis(ws, return_features=True)`` returns, in the same order."""
+    """The maps ``synthesis(ws, return_features=True)`` returns, in the same order.
+
+    ``image``: the generated image itself (``"img"``), which an interpreter may take as a
+    further tap; it is not one of ``maps``, so iterating, ``len`` and ``total_channels``
+    see the convolutions only.
+    """
 
     maps: tuple[FeatureMap, ...]
+    image: FeatureMap | None = None
 
     @property
     def total_channels(self) -> int:
@@ -55,8 +64,12 @@ class FeatureSpec:
         return self.maps[index]
 
     def to_dict(self) -> list[dict]:
-        return [{"name": m.name, "resolution": m.resolution, "channels": m.channels} for m in self.maps]
+        """The maps, then the image tap (if any) as one more entry named ``"img"``."""
+        taps = self.maps + ((self.image,) if self.image is not None else ())
+        return [{"name": m.name, "resolution": m.resolution, "channels": m.channels} for m in taps]
 
     @classmethod
     def from_dict(cls, items: list[dict]) -> "FeatureSpec":
-        return cls(tuple(FeatureMap(str(d["name"]), int(d["resolution"]), int(d["channels"])) for d in items))
+        taps = [FeatureMap(str(d["name"]), int(d["resolution"]), int(d["channels"])) for d in items]
+        image = next((m for m in taps if m.name == IMAGE_TAP), None)
+        return cls(tuple(m for m in taps if m.name != IMAGE_TAP), image=image)

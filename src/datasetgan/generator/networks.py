@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from datasetgan.generator.config import GeneratorConfig
-from datasetgan.generator.features import FeatureMap, FeatureSpec
+from datasetgan.generator.features import IMAGE_TAP, FeatureMap, FeatureSpec
 from datasetgan.generator.layers import Conv2dLayer, FullyConnectedLayer, SynthesisLayer, ToRGBLayer
 from datasetgan.generator.ops import normalize_2nd_moment, setup_filter, upsample2d
 
@@ -193,14 +193,14 @@ class SynthesisNetwork(nn.Module):
 
     @property
     def feature_spec(self) -> FeatureSpec:
-        """One ``FeatureMap`` per style-modulated conv, in forward order."""
+        """One ``FeatureMap`` per style-modulated conv, in forward order, and the image (``"img"``)."""
         maps = []
         for res in self.block_resolutions:
             block = getattr(self, f"b{res}")
             for name in ("conv0", "conv1"):
                 if hasattr(block, name):
                     maps.append(FeatureMap(f"b{res}.{name}", res, block.out_channels))
-        return FeatureSpec(tuple(maps))
+        return FeatureSpec(tuple(maps), image=FeatureMap(IMAGE_TAP, self.img_resolution, self.img_channels))
 
     def forward(self, ws: torch.Tensor, noise_mode: str = "const", return_features: bool = False,
                 force_fp32: bool | None = None, fused_modconv: bool | None = None,

@@ -55,7 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="segmentation: weight each class by its share of the training pixels ** -P "
                         "(default 0, the reference's plain cross-entropy; 0.5 helps parts of a few pixels)")
     p.add_argument("--max-steps", type=int, help="stop after this many batches (smoke runs, benchmarks)")
-    p.add_argument("--layers", help="comma-separated feature taps or resolutions (default: all)")
+    p.add_argument("--layers", help="comma-separated feature taps or resolutions (default: all, every "
+                                    "convolution as the reference); 'img' adds the generated image's own "
+                                    "pixels, e.g. all,img")
     p.add_argument("--upsample", choices=["bilinear", "nearest"])
     p.add_argument("--feature-dtype", choices=["float16", "float32"])
     p.add_argument("--heatmap-sigma", type=finite_float, help="keypoints: Gaussian target sigma in pixels (default 2)")

@@ -30,7 +30,7 @@ class InterpreterConfig:
     class_weight_power: float = 0.0
     max_steps: int | None = None         # cap on batches (benchmarks, smoke runs); None = no cap
     seed: int = 0                        # initialisation, pixel sampling and batch order
-    layers: tuple[str, ...] = ()         # feature taps (names or resolutions); empty = all
+    layers: tuple[str, ...] = ()         # feature taps (names, resolutions, "all", "img"); empty = all convs
     upsample: Literal["bilinear", "nearest"] = "bilinear"
     feature_dtype: Literal["float16", "float32"] = "float16"  # storage of the native-size maps
     heatmap_sigma: float = 2.0           # keypoints: Gaussian target width, in label pixels

@@ -158,9 +158,9 @@ def build_training_data(G: Generator, samples: SamplesFolder, label_dir: str | P
     for i, (stem, path) in enumerate(progress(pairs.items(), desc="features", total=len(pairs),
                                               unit="img", disable=quiet)):
         w = samples.ws[index[stem]:index[stem] + 1].to(device)
-        _, maps = G.synthesis(w, noise_mode=samples.noise_mode, return_features=True)
+        img, maps = G.synthesis(w, noise_mode=samples.noise_mode, return_features=True)
         try:
-            bank.store(i, [m.cpu() for m in selected.pick(maps)])
+            bank.store(i, [m.cpu() for m in selected.pick(maps, img)])
         except ValueError as exc:
             raise UserError(f"{path}: {exc} (pass --feature-dtype float32)") from None
         if task == "segmentation":

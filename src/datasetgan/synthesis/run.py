@@ -236,7 +236,7 @@ def render_candidates(G: Generator, interp: Interpreter, config: SynthesisConfig
         for start in range(0, len(todo), size):
             batch = todo[start:start + size]
             img, maps = render_batch(G, batch, size, config.truncation, config.truncation_cutoff, c=c)
-            pred = predict(interp.model, selected.pick(maps), interp.out_size, interp.upsample, interp.task,
+            pred = predict(interp.model, selected.pick(maps, img), interp.out_size, interp.upsample, interp.task,
                            interp.visibility_threshold, workspace=workspace, first_layer_dtype=first_layer_dtype)
             pred = type(pred)(**{k: (v.cpu() if isinstance(v, torch.Tensor) else v)
                                  for k, v in vars(pred).items()})
