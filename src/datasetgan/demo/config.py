@@ -28,9 +28,9 @@ class DemoConfig:
     # member ever voted for pupils or noses (a few pixels each at 64x64): the synthetic set had none.
     # Measured on the demo: 0.25 gives class shares close to the labelled ones; 0.5 over-paints them.
     class_weight_power: float = 0.25
-    # Feature taps (train-interpreter --layers): "all" is every convolution, as the reference; "all,img"
-    # adds each pixel's own colour (see configs/demo.yaml).
-    interpreter_layers: str = "all"
+    # Feature taps (train-interpreter --layers): "all" is every convolution, as the reference; "img" adds
+    # each pixel's own colour, sharp where the 64 px convolutions carry 8 channels (see configs/demo.yaml).
+    interpreter_layers: str = "all,img"
     # synthesis
     synth_keep: int = 2000               # labelled images kept after dropping the uncertain ones
     drop_uncertain: float = 0.1
