@@ -63,7 +63,8 @@ class DemoConfig:
     # (the samples are listed n_synth / n_labelled times per epoch)
     baseline_same_steps: bool = True
     # On a CPU, train the two segmenters at once, each on half of the torch threads (the demo's
-    # 2-core CPU: about 24 images/s for each side by side against 35 for one run on both cores).
+    # 2-core CPUs: about 24 images/s for each side by side against 35 for one run on both cores on a
+    # Xeon, 63 against 89 on an EPYC with AVX-512).
     seg_side_by_side: bool = True
     # evaluation on rendered faces with exact labels
     test_images: int = 300
