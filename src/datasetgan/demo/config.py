@@ -47,7 +47,7 @@ class DemoConfig:
     synth_ignore_above: float | None = 0.15
     # segmenter (DeepLabV3, torchvision)
     arch: str = "deeplabv3_mobilenet_v3_large"
-    seg_epochs: int = 10                 # see configs/demo.yaml
+    seg_epochs: int = 13                 # see configs/demo.yaml
     seg_batch_size: int = 16
     seg_resolution: int = 64
     # DeepLabV3+'s stride-4 decoder and frequency-weighted cross-entropy, for both segmenters: with
