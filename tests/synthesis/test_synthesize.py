@@ -373,7 +373,7 @@ def test_cuda_synthesis_matches_the_cpus(labelled, interpreter_dir, tmp_path):
 def test_image_tap_labels_what_the_pixels_show(tmp_path):
     """``--layers img``: the interpreter reads each pixel's own colour, in training and in
     synthesis alike. A skip-architecture generator re-colours every sample through its
-    toRGB styles, so "red above a threshold" is exactly learnable from the image tap only."""
+    toRGB styles, so "redder than green" is learnable from the image tap, not from its features."""
     torch.set_num_threads(1)
     make_tiny_generator(seed=3).save_pretrained(tmp_path / "G")
     assert main(["sample", "--checkpoint", str(tmp_path / "G"), "--seeds", "0-7", "--out",

@@ -78,8 +78,9 @@ def select_features(feature_spec, config: FeatureConfig, flag: str = "--layers")
         raise UserError(f"--upsample {config.mode!r}: expected bilinear or nearest")
     names = {m.name: i for i, m in enumerate(maps)}
     chosen_set: set[int] = set()
-    image = getattr(feature_spec, "image", None) if IMAGE_TAP in config.layers else None
-    if IMAGE_TAP in config.layers and image is None:
+    wants_image = IMAGE_TAP in config.layers
+    image = getattr(feature_spec, "image", None) if wants_image else None
+    if wants_image and image is None:
         raise UserError(f"{flag}: this generator does not offer its image as a feature tap ({IMAGE_TAP!r})")
     for layer in config.layers or ("all",):
         if layer == "all":
