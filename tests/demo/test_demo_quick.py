@@ -26,6 +26,14 @@ def test_bad_unlabelled_pixel_threshold_names_the_key():
     assert DemoConfig(synth_ignore_above=None).synth_ignore_above is None
 
 
+def test_baseline_epochs_are_at_most_the_segmenter_epochs():
+    assert DemoConfig(seg_epochs=18, baseline_epochs=8).baseline_seg_epochs == 8
+    assert DemoConfig(seg_epochs=6, baseline_epochs=8).baseline_seg_epochs == 6
+    assert DemoConfig(seg_epochs=6, baseline_epochs=None).baseline_seg_epochs == 6
+    with pytest.raises(UserError, match="baseline_epochs: expected a positive integer"):
+        DemoConfig(baseline_epochs=0)
+
+
 def test_quick_preset_uses_the_random_generator():
     cfg = load_demo_config(None, quick=True)
     assert cfg.generator == "random" and cfg.synth_keep < 100
@@ -40,6 +48,11 @@ def test_quick_demo_end_to_end(tmp_path):
     for key in ("datasetgan_per_class_iou", "baseline_per_class_iou"):
         assert set(results[key]) == set(CLASSES)
     assert results["synthetic_images"] == load_demo_config(None, quick=True).synth_keep
+    # The baseline stops after its epoch; the DatasetGAN segmenter resumes alone for its second.
+    assert (results["datasetgan_epochs"], results["baseline_epochs"]) == (2, 1)
+    assert sorted(p.name for p in (out / "segmenter_datasetgan").glob("epoch_*")) == ["epoch_001", "epoch_002"]
+    assert sorted(p.name for p in (out / "segmenter_baseline").glob("epoch_*")) == ["epoch_001"]
+    assert json.loads((out / "segmenter_datasetgan" / "run.json").read_text())["train"]["epochs"] == 2
     html = (out / "report.html").read_text()
     assert "Per-class IoU" in html and "report/labelled.png" in html
 

@@ -18,6 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--generator", metavar="CKPT", help="use this generator instead of the bundled one")
     p.add_argument("--synth-keep", type=int, metavar="N", help="synthetic images to keep (default 2000)")
     p.add_argument("--seg-epochs", type=int, metavar="E", help="DeepLabV3 epochs on the synthetic set")
+    p.add_argument("--baseline-epochs", type=int, metavar="E",
+                   help="DeepLabV3 epochs on the labelled samples alone (at most --seg-epochs)")
     p.add_argument("--test-images", type=int, metavar="N", help="rendered test faces (default 300)")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: from the preset, cpu)")
     p.add_argument("--quiet", action="store_true", default=None, help="stage headers and table only")
@@ -29,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from datasetgan.demo.pipeline import run_demo
 
     overrides = {"generator": args.generator, "synth_keep": args.synth_keep, "seg_epochs": args.seg_epochs,
+                 "baseline_epochs": args.baseline_epochs,
                  "test_images": args.test_images, "device": args.device, "quiet": args.quiet}
     cfg = load_demo_config(args.config, args.quick, overrides)
     run_demo(cfg, args.out)

@@ -274,18 +274,29 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
     base_images, base_labels = repeat_labelled(samples / "images", labels, seeds, repeats, out / "baseline_data")
     threads = torch.get_num_threads() // 2
     side_by_side = cfg.seg_side_by_side and cfg.device == "cpu" and threads >= 1
-    # Side by side, only the DatasetGAN run shows a progress bar: both take the same steps.
-    base_quiet = ["--quiet"] if cfg.quiet or side_by_side else []
-    jobs = [(["train-segmenter", "--data", str(synthetic), "--out", str(out / "segmenter_datasetgan"),
-              "--epochs", str(cfg.seg_epochs), *seg, *quiet], "train-segmenter (DatasetGAN)"),
-            (["train-segmenter", "--images", str(base_images), "--labels", str(base_labels),
-              "--spec", str(spec_path), "--out", str(out / "segmenter_baseline"),
-              "--epochs", str(cfg.seg_epochs), *seg, *base_quiet], "train-segmenter (baseline)")]
+    dg_epochs, base_epochs = cfg.seg_epochs, cfg.baseline_seg_epochs
+
+    def datasetgan_job(epochs: int, quiet_flags: list[str]) -> tuple[list[str], str]:
+        return (["train-segmenter", "--data", str(synthetic), "--out", str(out / "segmenter_datasetgan"),
+                 "--epochs", str(epochs), *seg, *quiet_flags], "train-segmenter (DatasetGAN)")
+
+    def baseline_job(epochs: int, quiet_flags: list[str]) -> tuple[list[str], str]:
+        return (["train-segmenter", "--images", str(base_images), "--labels", str(base_labels),
+                 "--spec", str(spec_path), "--out", str(out / "segmenter_baseline"),
+                 "--epochs", str(epochs), *seg, *quiet_flags], "train-segmenter (baseline)")
+
     if side_by_side:
-        run_side_by_side(jobs, threads)
+        # Both take the same steps per epoch, so only the DatasetGAN run shows a progress bar. Once the
+        # baseline has its epochs, the DatasetGAN run resumes alone on every thread.
+        run_side_by_side([datasetgan_job(base_epochs, quiet), baseline_job(base_epochs, ["--quiet"])], threads)
+        if dg_epochs > base_epochs:
+            if not cfg.quiet:
+                print(f"baseline done after {base_epochs} epochs; DatasetGAN segmenter goes on alone "
+                      f"to {dg_epochs} epochs on {torch.get_num_threads()} threads", flush=True)
+            run_command(*datasetgan_job(dg_epochs, quiet))
     else:
-        for argv, what in jobs:
-            run_command(argv, what)
+        run_command(*datasetgan_job(dg_epochs, quiet))
+        run_command(*baseline_job(base_epochs, quiet))
 
     tl.stage("evaluate")
     for name in ("datasetgan", "baseline"):

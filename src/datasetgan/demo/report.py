@@ -55,6 +55,8 @@ def collect_results(cfg: DemoConfig, out: Path, n_synth: int, baseline_repeats: 
         "synthetic_images": n_synth,
         "test_images": cfg.test_images,
         "baseline_repeats": baseline_repeats,   # each labelled sample listed this often per epoch
+        "datasetgan_epochs": cfg.seg_epochs,
+        "baseline_epochs": cfg.baseline_seg_epochs,
         "generator": {"checkpoint": gen.get("checkpoint"), "fingerprint": gen.get("fingerprint")},
         "config": config_to_dict(cfg),
     }

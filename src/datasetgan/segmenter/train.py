@@ -257,8 +257,11 @@ def train(items: list[Item], spec: LabelSpec, task: Literal["segmentation", "key
               "source": source or {}, "num_images": len(items)}
     run_json = run / "run.json"
     if run_json.exists():
-        if not _same_run(read_json(run_json, "run description"), json.loads(json.dumps(record))):
+        old = read_json(run_json, "run description")
+        if not _same_run(old, json.loads(json.dumps(record))):
             raise UserError(f"--out {run}: holds a run with different settings or data; choose a new folder")
+        if config.epochs > old.get("train", {}).get("epochs", 0):   # continued to more epochs: say how many
+            write_json(run_json, record)
     else:
         run.mkdir(parents=True, exist_ok=True)
         write_json(run_json, record)
