@@ -53,8 +53,13 @@ def test_quick_demo_end_to_end(tmp_path):
     assert sorted(p.name for p in (out / "segmenter_datasetgan").glob("epoch_*")) == ["epoch_001", "epoch_002"]
     assert sorted(p.name for p in (out / "segmenter_baseline").glob("epoch_*")) == ["epoch_001"]
     assert json.loads((out / "segmenter_datasetgan" / "run.json").read_text())["train"]["epochs"] == 2
+    # Then the DatasetGAN segmenter is fine-tuned on the labelled samples, and scored next to the others.
+    tuned = json.loads((out / "segmenter_finetuned" / "run.json").read_text())["train"]
+    assert tuned["init"] == str(out / "segmenter_datasetgan") and tuned["lr"] == 1e-4
+    assert set(results["finetuned_per_class_iou"]) == set(CLASSES) and 0 <= results["finetuned_miou"] <= 100
+    assert results["finetuned_gain_miou"] == pytest.approx(results["finetuned_miou"] - results["baseline_miou"], abs=0.02)
     html = (out / "report.html").read_text()
-    assert "Per-class IoU" in html and "report/labelled.png" in html
+    assert "Per-class IoU" in html and "report/labelled.png" in html and "fine-tuned" in html
 
 
 def test_builtin_presets_match_the_repository_files():

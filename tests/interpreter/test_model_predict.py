@@ -194,10 +194,12 @@ def test_bad_settings_name_the_flag_or_the_preset_key():
 
     with pytest.raises(UserError, match=r"^--members 0: must be >= 1$"):
         InterpreterConfig(members=0)
-    with pytest.raises(UserError, match=r"^key 'batch_size' \(--config\) 1: must be >= 2$"):
+    with pytest.raises(UserError, match=r"^--batch-size 1: must be >= 2$"):
         InterpreterConfig(batch_size=1)
-    with pytest.raises(UserError, match=r"^key 'lr' \(--config\) 0.0: must be > 0$"):
+    with pytest.raises(UserError, match=r"^--lr 0.0: must be > 0$"):
         InterpreterConfig(lr=0.0)
+    with pytest.raises(UserError, match=r"^key 'patience' \(--config\) -1: must be >= 0$"):
+        InterpreterConfig(patience=-1)
     with pytest.raises(UserError, match=r"^--heatmap-sigma -1.0: must be > 0$"):
         InterpreterConfig(heatmap_sigma=-1.0)
 

@@ -201,3 +201,19 @@ def test_damaged_training_state_is_named(samples, tmp_path, capsys):
     assert _train(samples, labels, out, "--pixels-per-image", "100") == 2
     err = capsys.readouterr().err
     assert interp_cli.STATE_FILE in err and "delete it to start over" in err
+
+
+def test_min_epochs_holds_early_stopping_off(samples, tmp_path):
+    """``--min-epochs E --max-epochs E`` trains every member exactly E epochs, even with patience 0."""
+    labels = _masks(tmp_path / "L", ["000000", "000002"])
+    (tmp_path / "impatient.yaml").write_text("patience: 0\n")
+    common = ("--pixels-per-image", "100", "--batch-size", "50", "--lr", "0.002", "--max-epochs", "6",
+              "--max-steps", "1000", "--config", str(tmp_path / "impatient.yaml"))
+    assert _train(samples, labels, tmp_path / "exact", *common, "--min-epochs", "6") == 0
+    exact = json.loads((tmp_path / "exact" / "config.json").read_text())["training"]
+    assert exact["member_stopped_at"] == [None, None, None]    # none stopped early
+    assert (exact["steps"], exact["epochs"]) == (24, 6)        # 200 pixels, 50 a batch: 4 batches an epoch
+    assert (exact["config"]["batch_size"], exact["config"]["lr"], exact["config"]["min_epochs"]) == (50, 0.002, 6)
+    assert _train(samples, labels, tmp_path / "early", *common) == 0    # the reference's epoch 4
+    early = json.loads((tmp_path / "early" / "config.json").read_text())["training"]
+    assert None not in early["member_stopped_at"] and max(early["member_stopped_at"]) < 24

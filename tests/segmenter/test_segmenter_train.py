@@ -161,3 +161,35 @@ def test_signal_mid_epoch_saves_the_batch_and_resumes_exactly(tiny_set, tmp_path
     assert (run / "stats.jsonl").read_text().count("\n") == 2
     losses = [[json.loads(l)["loss"] for l in (r / "stats.jsonl").read_text().splitlines()] for r in (run, whole)]
     assert losses[0] == losses[1]
+
+
+def test_init_starts_from_a_trained_network_of_the_same_kind(tiny_set, tmp_path):
+    from datasetgan.core.labels import LabelSpec
+    from datasetgan.segmenter.models import Segmenter, load_checkpoint
+    from datasetgan.segmenter.train import start_from
+
+    items, spec = collect_items("segmentation", images=tiny_set / "images", labels=tiny_set / "labels",
+                                spec=tiny_set / "spec.yaml")
+    cfg = dict(batch_size=3, resolution=32, bn_recalibrate=0)
+    first = train(items, spec, "segmentation", TrainConfig(epochs=1, **cfg), tmp_path / "a", torch.device("cpu"),
+                  quiet=True)
+    trained, _, _ = load_checkpoint(first / "epoch_001")
+    model = Segmenter(trained.config)
+    assert start_from(model, first, spec) == first / "epoch_001"          # a run folder: its last epoch
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), trained.state_dict().values()))
+    # Fine-tuning at a rate of 0 keeps the weights it started from.
+    tuned = train(items, spec, "segmentation", TrainConfig(epochs=1, lr=1e-12, init=str(first), **cfg),
+                  tmp_path / "b", torch.device("cpu"), quiet=True)
+    again, _, _ = load_checkpoint(tuned / "epoch_001")
+    w = "net.classifier.0.convs.0.0.weight"
+    assert torch.allclose(again.state_dict()[w], trained.state_dict()[w], atol=1e-6)
+    assert not torch.allclose(Segmenter(trained.config).state_dict()[w], trained.state_dict()[w])
+    # A different network or other classes are refused, naming the flag and the difference.
+    with pytest.raises(UserError, match=r"--init .*a different network: resolution 32 \(this run: 48\)"):
+        train(items, spec, "segmentation", TrainConfig(epochs=1, batch_size=3, resolution=48, init=str(first)),
+              tmp_path / "c", torch.device("cpu"), quiet=True)
+    other = LabelSpec(classes=tuple(f"c{i}" for i in range(spec.num_classes)))
+    with pytest.raises(UserError, match=r"--init .*trained for classes \[.*\]; this run's spec names \['c0'"):
+        start_from(Segmenter(trained.config), first, other)
+    with pytest.raises(UserError, match=r"--init .*nowhere: folder not found"):
+        start_from(model, tmp_path / "nowhere", spec)

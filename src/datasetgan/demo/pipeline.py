@@ -38,10 +38,12 @@ from datasetgan.demo.domain import label_spec
 from datasetgan.demo.render import render_dataset
 
 STAGES = ("generator", "sample", "labels", "train-interpreter", "synthesize", "render test set",
-          "train-segmenters (DatasetGAN and baseline)", "evaluate", "report")
+          "train-segmenters (DatasetGAN and baseline)", "fine-tune the DatasetGAN segmenter on the labelled samples",
+          "evaluate", "report")
 # What a demo run writes into its output folder (removed before a new run).
 OUTPUTS = ("generator", "samples", "labels", "interpreter", "synthetic", "test", "baseline_data",
-           "segmenter_datasetgan", "segmenter_baseline", "eval_datasetgan", "eval_baseline", "predictions",
+           "segmenter_datasetgan", "segmenter_baseline", "segmenter_finetuned", "eval_datasetgan",
+           "eval_baseline", "eval_finetuned", "predictions",
            "uncertainty", "report", "report.html", "results.json", "demo_config.json", "spec.json")
 
 
@@ -251,7 +253,9 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
     run_command(["train-interpreter", "--samples", str(samples), "--labels", str(labels), "--spec", str(spec_path),
                  "--out", str(interpreter), "--task", "segmentation", "--members", str(cfg.members),
                  "--pixels-per-image", cfg.pixels_per_image, "--class-weight-power", str(cfg.class_weight_power),
-                 "--layers", cfg.interpreter_layers, *dev, *quiet], "train-interpreter")
+                 "--layers", cfg.interpreter_layers, "--min-epochs", str(cfg.interpreter_epochs),
+                 "--max-epochs", str(cfg.interpreter_epochs), "--batch-size", str(cfg.interpreter_batch_size),
+                 "--lr", str(cfg.interpreter_lr), *dev, *quiet], "train-interpreter")
 
     tl.stage("synthesize")
     synthetic = out / "synthetic"
@@ -280,15 +284,20 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
         return (["train-segmenter", "--data", str(synthetic), "--out", str(out / "segmenter_datasetgan"),
                  "--epochs", str(epochs), *seg, *quiet_flags], "train-segmenter (DatasetGAN)")
 
-    def baseline_job(epochs: int, quiet_flags: list[str]) -> tuple[list[str], str]:
+    def labelled_job(run: str, epochs: int, quiet_flags: list[str], what: str,
+                     extra: tuple[str, ...] = ()) -> tuple[list[str], str]:
+        """train-segmenter on the labelled samples alone: the baseline, or the fine-tuning."""
         return (["train-segmenter", "--images", str(base_images), "--labels", str(base_labels),
-                 "--spec", str(spec_path), "--out", str(out / "segmenter_baseline"),
-                 "--epochs", str(epochs), *seg, *quiet_flags], "train-segmenter (baseline)")
+                 "--spec", str(spec_path), "--out", str(out / run), "--epochs", str(epochs), *seg, *extra,
+                 *quiet_flags], what)
+
+    baseline_job = labelled_job("segmenter_baseline", base_epochs, ["--quiet"] if side_by_side else quiet,
+                                "train-segmenter (baseline)")
 
     if side_by_side:
         # Both take the same steps per epoch, so only the DatasetGAN run shows a progress bar. Once the
         # baseline has its epochs, the DatasetGAN run resumes alone on every thread.
-        run_side_by_side([datasetgan_job(base_epochs, quiet), baseline_job(base_epochs, ["--quiet"])], threads)
+        run_side_by_side([datasetgan_job(base_epochs, quiet), baseline_job], threads)
         if dg_epochs > base_epochs:
             if not cfg.quiet:
                 print(f"baseline done after {base_epochs} epochs; DatasetGAN segmenter goes on alone "
@@ -296,10 +305,20 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
             run_command(*datasetgan_job(dg_epochs, quiet))
     else:
         run_command(*datasetgan_job(dg_epochs, quiet))
-        run_command(*baseline_job(base_epochs, quiet))
+        run_command(*baseline_job)
+
+    models = ["datasetgan", "baseline"]
+    if cfg.finetune_epochs:
+        # The DatasetGAN segmenter goes on for a short while on the 16 labelled samples (the baseline's data):
+        # their labels are a person's (here the annotator's), crisper than the interpreter's.
+        tl.stage("fine-tune the DatasetGAN segmenter on the labelled samples")
+        run_command(*labelled_job("segmenter_finetuned", cfg.finetune_epochs, quiet,
+                                  "fine-tune (the DatasetGAN segmenter)",
+                                  ("--init", str(out / "segmenter_datasetgan"), "--lr", str(cfg.finetune_lr))))
+        models.append("finetuned")
 
     tl.stage("evaluate")
-    for name in ("datasetgan", "baseline"):
+    for name in models:
         run_command(["evaluate", "--model", str(out / f"segmenter_{name}"), "--images", str(test / "images"),
                      "--labels", str(test / "labels"), "--spec", str(test / "spec.json"),
                      "--out", str(out / f"eval_{name}"), "--save-predictions", str(out / "predictions" / name),

@@ -44,12 +44,18 @@ def collect_results(cfg: DemoConfig, out: Path, n_synth: int, baseline_repeats: 
     bl_miou, bl_iou = _read_metrics(out / "eval_baseline" / "metrics.json")
     gen = json.loads((out / "samples" / "generator.json").read_text()) if (out / "samples" / "generator.json").exists() else {}
     pct = lambda d: {k: round(100 * v, 2) for k, v in d.items()}  # noqa: E731
+    finetuned = {}
+    if cfg.finetune_epochs:
+        ft_miou, ft_iou = _read_metrics(out / "eval_finetuned" / "metrics.json")
+        finetuned = {"finetuned_miou": round(100 * ft_miou, 2), "finetuned_gain_miou": round(100 * (ft_miou - bl_miou), 2),
+                     "finetuned_per_class_iou": pct(ft_iou), "finetune_epochs": cfg.finetune_epochs}
     return {
         "datasetgan_miou": round(100 * ds_miou, 2),
         "baseline_miou": round(100 * bl_miou, 2),
         "gain_miou": round(100 * (ds_miou - bl_miou), 2),
         "datasetgan_per_class_iou": pct(ds_iou),
         "baseline_per_class_iou": pct(bl_iou),
+        **finetuned,   # the DatasetGAN segmenter fine-tuned on the labelled samples (DemoConfig.finetune_epochs)
         "units": "IoU in percent; background included, as the reference computes mIoU",
         "labelled_images": len(list((out / "labels").glob("*.png"))),
         "synthetic_images": n_synth,
@@ -69,13 +75,19 @@ def print_table(results: dict, file=sys.stdout) -> None:
              results["baseline_per_class_iou"]),
             (f"DatasetGAN: {n_syn} synthesised from {n_lab} labelled", results["datasetgan_miou"],
              results["datasetgan_per_class_iou"])]
+    if "finetuned_miou" in results:
+        rows.append((f"DatasetGAN, then fine-tuned on the {n_lab}", results["finetuned_miou"],
+                     results["finetuned_per_class_iou"]))
     width = max(len(r[0]) for r in rows) + 2
     print(f"\nDeepLabV3 ({results['config']['arch']}), mIoU on {results['test_images']} rendered test faces "
           f"with exact labels:", file=file)
     print(f"{'Training data':<{width}}{'mIoU':>7}", file=file)
     for name, miou, _ in rows:
         print(f"{name:<{width}}{miou:>7.1f}", file=file)
-    print(f"{'Gain':<{width}}{results['gain_miou']:>+7.1f}\n", file=file)
+    print(f"{'Gain':<{width}}{results['gain_miou']:>+7.1f}", file=file)
+    if "finetuned_miou" in results:
+        print(f"{'Gain, fine-tuned':<{width}}{results['finetuned_gain_miou']:>+7.1f}", file=file)
+    print(file=file)
     header = "".join(f"{c[:8]:>9}" for c in CLASSES)
     print(f"{'per-class IoU':<{width}}{header}", file=file)
     for name, _, per in rows:
@@ -116,11 +128,15 @@ def write_report(out: Path, results: dict, uncertainty_examples: int = 8) -> Non
     rep.table(["Training data", "mIoU"], [
         [f"{n_lab} labelled samples (baseline)", results["baseline_miou"]],
         [f"DatasetGAN, {n_syn} synthetic", results["datasetgan_miou"]],
-        ["Gain", results["gain_miou"]]])
+        ["Gain", results["gain_miou"]],
+        *([[f"DatasetGAN, then fine-tuned on the {n_lab} labelled samples", results["finetuned_miou"]],
+           ["Gain, fine-tuned", results["finetuned_gain_miou"]]] if "finetuned_miou" in results else [])])
     rep.heading("Per-class IoU")
-    rep.table(["class", "baseline", "DatasetGAN"],
-              [[c, results["baseline_per_class_iou"].get(c, float("nan")),
-                results["datasetgan_per_class_iou"].get(c, float("nan"))] for c in CLASSES])
+    columns = [("baseline", "baseline_per_class_iou"), ("DatasetGAN", "datasetgan_per_class_iou"),
+               ("DatasetGAN, fine-tuned", "finetuned_per_class_iou")]
+    columns = [(name, key) for name, key in columns if key in results]
+    rep.table(["class", *(name for name, _ in columns)],
+              [[c, *(results[key].get(c, float("nan")) for _, key in columns)] for c in CLASSES])
     samples = sorted((out / "samples" / "images").glob("*.png"))
     if (out / "samples" / "grid.png").exists():
         shutil.copy(out / "samples" / "grid.png", fig / "samples_grid.png")

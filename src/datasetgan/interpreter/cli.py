@@ -48,6 +48,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--pixels-per-image", type=_pixels, metavar="N|all",
                    help="training pixels per labelled image (default all, as the reference)")
     p.add_argument("--max-epochs", type=int)
+    p.add_argument("--min-epochs", type=int, metavar="E",
+                   help="no early stopping before epoch E (default 4, the reference's); with --max-epochs E, "
+                        "every member trains exactly E epochs")
+    p.add_argument("--batch-size", type=int, metavar="B", help="pixels per batch, per member (default 64)")
+    p.add_argument("--lr", type=finite_float, help="Adam learning rate (default 1e-3)")
     p.add_argument("--min-class-pixels", type=int, metavar="N",
                    help="ignore a class in a mask where it covers fewer than N pixels (default: 20 per "
                         "512x512, scaled to the mask's area)")
@@ -73,6 +78,7 @@ def resolve_config(args: argparse.Namespace) -> InterpreterConfig:
     pixels = getattr(args, "pixels_per_image", None)
     overrides = {
         "members": args.members, "max_epochs": args.max_epochs, "max_steps": args.max_steps,
+        "min_epochs": args.min_epochs, "batch_size": args.batch_size, "lr": args.lr,
         "layers": tuple(s.strip() for s in args.layers.split(",") if s.strip()) if args.layers else None,
         "upsample": args.upsample, "feature_dtype": args.feature_dtype,
         "heatmap_sigma": args.heatmap_sigma, "seed": args.seed, "min_class_pixels": args.min_class_pixels,

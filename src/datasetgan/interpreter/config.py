@@ -62,8 +62,8 @@ class InterpreterConfig:
 
 
 # Settings that train-interpreter takes as flags; the others come from a --config preset only.
-_FLAGS = ("members", "pixels_per_image", "max_epochs", "min_class_pixels", "class_weight_power", "max_steps",
-          "heatmap_sigma")
+_FLAGS = ("members", "pixels_per_image", "max_epochs", "min_epochs", "batch_size", "lr", "min_class_pixels",
+          "class_weight_power", "max_steps", "heatmap_sigma")
 
 
 def _setting(name: str) -> str:

@@ -31,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--arch", choices=ARCHS, default=None, help="default: deeplabv3_mobilenet_v3_large")
         p.add_argument("--backbone-weights", metavar="PATH",
                        help="local ImageNet classifier weights for the backbone (.pth or .safetensors)")
+        p.add_argument("--init", metavar="CKPT",
+                       help="start from a trained network of the same settings and classes (a checkpoint or "
+                            "a run folder's last epoch): fine-tuning, e.g. on hand-labelled images")
         p.add_argument("--epochs", type=int, help="default: 20")
         p.add_argument("--batch-size", type=int, help="default: 8")
         p.add_argument("--lr", type=finite_float, help="Adam learning rate (default: 1e-3)")
@@ -78,7 +81,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    keys = ("arch", "backbone_weights", "epochs", "batch_size", "lr", "resolution", "flip", "crop_min", "zoom_out",
+    keys = ("arch", "backbone_weights", "init", "epochs", "batch_size", "lr", "resolution", "flip", "crop_min", "zoom_out",
             "jitter", "heatmap_sigma", "seed", "amp", "workers", "bn_recalibrate", "keypoint_head", "keypoint_reg",
             "output_stride", "lr_schedule", "checkpoint_every", "decoder", "class_weight_power")
     config = build_config(TrainConfig, args.config, {k: getattr(args, k, None) for k in keys})

@@ -38,7 +38,7 @@ from datasetgan.core.weights import read_weights
 from datasetgan.segmenter.data import Augment, Item, LabelledImages
 from datasetgan.segmenter.keypoints import KeypointHead, keypoint_loss
 from datasetgan.segmenter.models import (Arch, Decoder, Segmenter, SegmenterConfig, load_backbone_weights,
-                                         save_checkpoint)
+                                         load_checkpoint, save_checkpoint)
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,9 @@ class TrainConfig:
     amp: bool = True          # mixed precision, used on CUDA only
     workers: int = 0
     backbone_weights: str | None = None
+    # Start from a trained segmenter of the same network and classes (a checkpoint, or a run folder's
+    # last epoch): fine-tuning, e.g. a DatasetGAN segmenter on the hand-labelled images (see the demo).
+    init: str | None = None
     # Before each checkpoint, re-estimate BatchNorm statistics on this many training images (0 = off).
     # torchvision's MobileNetV3 uses BN momentum 0.01: after a few hundred steps from scratch its
     # running statistics still lag the weights, and eval-mode predictions collapse to one class.
@@ -132,6 +135,32 @@ def list_epochs(run: str | Path) -> list[Path]:
     """The run's epoch checkpoint folders, oldest first."""
     run = Path(run)
     return sorted(p for p in run.glob("epoch_[0-9][0-9][0-9]") if (p / "model.safetensors").exists())
+
+
+def start_from(model: Segmenter, path: str | Path, spec: LabelSpec) -> Path:
+    """Load a trained segmenter's weights into ``model`` (``--init``); returns the checkpoint used.
+    ``path`` is a checkpoint folder or a run folder (its last epoch). Its network settings and its
+    classes must be ``model``'s and ``spec``'s."""
+    path = Path(path)
+    if not (path / "config.json").exists():
+        if not path.is_dir():
+            raise UserError(f"--init {path}: folder not found")
+        epochs = list_epochs(path)
+        if not epochs:
+            raise CheckpointError(path, "--init: neither a segmenter checkpoint nor a run folder with epoch_*/")
+        path = epochs[-1]
+    source, source_spec, _ = load_checkpoint(path)
+    if source.config != model.config:
+        theirs, ours = config_to_dict(source.config), config_to_dict(model.config)
+        diff = ", ".join(f"{k} {theirs[k]!r} (this run: {ours[k]!r})" for k in ours if theirs.get(k) != ours[k])
+        raise UserError(f"--init {path}: a different network: {diff}")
+    names = "keypoints" if model.config.task == "keypoints" else "classes"
+    theirs, ours = getattr(source_spec, names), getattr(spec, names)
+    if list(theirs or ()) != list(ours or ()):
+        raise UserError(f"--init {path}: trained for {names} {list(theirs or ())}; this run's spec names "
+                        f"{list(ours or ())}")
+    model.load_state_dict(source.state_dict())
+    return path
 
 
 def _batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -270,6 +299,8 @@ def train(items: list[Item], spec: LabelSpec, task: Literal["segmentation", "key
     model = Segmenter(mconfig)
     if config.backbone_weights:
         load_backbone_weights(model, config.backbone_weights)
+    if config.init:
+        start_from(model, config.init, spec)
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                            **adam_kwargs(device))
