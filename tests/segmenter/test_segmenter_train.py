@@ -166,7 +166,7 @@ def test_signal_mid_epoch_saves_the_batch_and_resumes_exactly(tiny_set, tmp_path
 def test_init_starts_from_a_trained_network_of_the_same_kind(tiny_set, tmp_path):
     from datasetgan.core.labels import LabelSpec
     from datasetgan.segmenter.models import Segmenter, load_checkpoint
-    from datasetgan.segmenter.train import start_from
+    from datasetgan.segmenter.train import read_init
 
     items, spec = collect_items("segmentation", images=tiny_set / "images", labels=tiny_set / "labels",
                                 spec=tiny_set / "spec.yaml")
@@ -174,9 +174,9 @@ def test_init_starts_from_a_trained_network_of_the_same_kind(tiny_set, tmp_path)
     first = train(items, spec, "segmentation", TrainConfig(epochs=1, **cfg), tmp_path / "a", torch.device("cpu"),
                   quiet=True)
     trained, _, _ = load_checkpoint(first / "epoch_001")
-    model = Segmenter(trained.config)
-    assert start_from(model, first, spec) == first / "epoch_001"          # a run folder: its last epoch
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), trained.state_dict().values()))
+    state, used = read_init(first, trained.config, spec)
+    assert used == first / "epoch_001"                                    # a run folder: its last epoch
+    assert all(torch.equal(state[k], v) for k, v in trained.state_dict().items())
     # Fine-tuning at a rate of 0 keeps the weights it started from.
     tuned = train(items, spec, "segmentation", TrainConfig(epochs=1, lr=1e-12, init=str(first), **cfg),
                   tmp_path / "b", torch.device("cpu"), quiet=True)
@@ -184,12 +184,14 @@ def test_init_starts_from_a_trained_network_of_the_same_kind(tiny_set, tmp_path)
     w = "net.classifier.0.convs.0.0.weight"
     assert torch.allclose(again.state_dict()[w], trained.state_dict()[w], atol=1e-6)
     assert not torch.allclose(Segmenter(trained.config).state_dict()[w], trained.state_dict()[w])
-    # A different network or other classes are refused, naming the flag and the difference.
+    # A different network or other classes are refused, naming the flag and the difference, before the
+    # run folder is written.
     with pytest.raises(UserError, match=r"--init .*a different network: resolution 32 \(this run: 48\)"):
         train(items, spec, "segmentation", TrainConfig(epochs=1, batch_size=3, resolution=48, init=str(first)),
               tmp_path / "c", torch.device("cpu"), quiet=True)
+    assert not (tmp_path / "c").exists()
     other = LabelSpec(classes=tuple(f"c{i}" for i in range(spec.num_classes)))
     with pytest.raises(UserError, match=r"--init .*trained for classes \[.*\]; this run's spec names \['c0'"):
-        start_from(Segmenter(trained.config), first, other)
+        read_init(first, trained.config, other)
     with pytest.raises(UserError, match=r"--init .*nowhere: folder not found"):
-        start_from(model, tmp_path / "nowhere", spec)
+        read_init(tmp_path / "nowhere", trained.config, spec)

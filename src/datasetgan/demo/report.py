@@ -47,7 +47,8 @@ def collect_results(cfg: DemoConfig, out: Path, n_synth: int, baseline_repeats: 
     finetuned = {}
     if cfg.finetune_epochs:
         ft_miou, ft_iou = _read_metrics(out / "eval_finetuned" / "metrics.json")
-        finetuned = {"finetuned_miou": round(100 * ft_miou, 2), "finetuned_gain_miou": round(100 * (ft_miou - bl_miou), 2),
+        finetuned = {"finetuned_miou": round(100 * ft_miou, 2),
+                     "finetuned_gain_miou": round(100 * (ft_miou - bl_miou), 2),
                      "finetuned_per_class_iou": pct(ft_iou), "finetune_epochs": cfg.finetune_epochs}
     return {
         "datasetgan_miou": round(100 * ds_miou, 2),

@@ -81,9 +81,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    keys = ("arch", "backbone_weights", "init", "epochs", "batch_size", "lr", "resolution", "flip", "crop_min", "zoom_out",
-            "jitter", "heatmap_sigma", "seed", "amp", "workers", "bn_recalibrate", "keypoint_head", "keypoint_reg",
-            "output_stride", "lr_schedule", "checkpoint_every", "decoder", "class_weight_power")
+    keys = ("arch", "backbone_weights", "init", "epochs", "batch_size", "lr", "resolution", "flip", "crop_min",
+            "zoom_out", "jitter", "heatmap_sigma", "seed", "amp", "workers", "bn_recalibrate", "keypoint_head",
+            "keypoint_reg", "output_stride", "lr_schedule", "checkpoint_every", "decoder", "class_weight_power")
     config = build_config(TrainConfig, args.config, {k: getattr(args, k, None) for k in keys})
     _check(config)
     device = resolve_device(args.device)

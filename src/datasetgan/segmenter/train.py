@@ -137,10 +137,10 @@ def list_epochs(run: str | Path) -> list[Path]:
     return sorted(p for p in run.glob("epoch_[0-9][0-9][0-9]") if (p / "model.safetensors").exists())
 
 
-def start_from(model: Segmenter, path: str | Path, spec: LabelSpec) -> Path:
-    """Load a trained segmenter's weights into ``model`` (``--init``); returns the checkpoint used.
-    ``path`` is a checkpoint folder or a run folder (its last epoch). Its network settings and its
-    classes must be ``model``'s and ``spec``'s."""
+def read_init(path: str | Path, config: SegmenterConfig, spec: LabelSpec) -> tuple[dict[str, torch.Tensor], Path]:
+    """The weights ``--init`` starts a run from, and the checkpoint they came from. ``path`` is a
+    checkpoint folder or a run folder (its last epoch); its network settings must be ``config`` and
+    its classes (keypoints, for a keypoint network) ``spec``'s."""
     path = Path(path)
     if not (path / "config.json").exists():
         if not path.is_dir():
@@ -150,17 +150,16 @@ def start_from(model: Segmenter, path: str | Path, spec: LabelSpec) -> Path:
             raise CheckpointError(path, "--init: neither a segmenter checkpoint nor a run folder with epoch_*/")
         path = epochs[-1]
     source, source_spec, _ = load_checkpoint(path)
-    if source.config != model.config:
-        theirs, ours = config_to_dict(source.config), config_to_dict(model.config)
+    if source.config != config:
+        theirs, ours = config_to_dict(source.config), config_to_dict(config)
         diff = ", ".join(f"{k} {theirs[k]!r} (this run: {ours[k]!r})" for k in ours if theirs.get(k) != ours[k])
         raise UserError(f"--init {path}: a different network: {diff}")
-    names = "keypoints" if model.config.task == "keypoints" else "classes"
+    names = "keypoints" if config.task == "keypoints" else "classes"
     theirs, ours = getattr(source_spec, names), getattr(spec, names)
     if list(theirs or ()) != list(ours or ()):
         raise UserError(f"--init {path}: trained for {names} {list(theirs or ())}; this run's spec names "
                         f"{list(ours or ())}")
-    model.load_state_dict(source.state_dict())
-    return path
+    return source.state_dict(), path
 
 
 def _batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -284,6 +283,9 @@ def train(items: list[Item], spec: LabelSpec, task: Literal["segmentation", "key
                               keypoint_head=config.keypoint_head, decoder=config.decoder)
     record = {"train": config_to_dict(config), "model": config_to_dict(mconfig), "spec": spec.to_dict(),
               "source": source or {}, "num_images": len(items)}
+    resuming = (run / "state" / "state.json").exists()
+    # Checked before the run folder is written; a resumed run takes its weights from its own state.
+    init = read_init(config.init, mconfig, spec)[0] if config.init and not resuming else None
     run_json = run / "run.json"
     if run_json.exists():
         old = read_json(run_json, "run description")
@@ -299,15 +301,15 @@ def train(items: list[Item], spec: LabelSpec, task: Literal["segmentation", "key
     model = Segmenter(mconfig)
     if config.backbone_weights:
         load_backbone_weights(model, config.backbone_weights)
-    if config.init:
-        start_from(model, config.init, spec)
+    if init is not None:
+        model.load_state_dict(init)
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                            **adam_kwargs(device))
     use_amp = config.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
     resumed = _Resumed()
-    if (run / "state" / "state.json").exists():
+    if resuming:
         resumed = _load_state(run, model, opt, scaler)
         if not quiet:
             within = f", batch {resumed.batch} of epoch {resumed.epoch + 1}" if resumed.batch else ""
