@@ -117,8 +117,7 @@ class DemoConfig:
 # The quick preset, for installs without the repository's configs/ folder.
 QUICK = {"generator": "random", "labels": "annotate", "labelled_seeds": "0-7", "members": 2,
          "pixels_per_image": "200", "synth_keep": 24, "synth_batch_size": 8, "seg_epochs": 2,
-         "baseline_epochs": 1,
-         "seg_batch_size": 8, "test_images": 16}
+         "baseline_epochs": 1, "seg_batch_size": 8, "test_images": 16}
 
 
 def preset_path(quick: bool) -> Path:
