@@ -195,3 +195,32 @@ def test_init_starts_from_a_trained_network_of_the_same_kind(tiny_set, tmp_path)
         read_init(first, trained.config, other)
     with pytest.raises(UserError, match=r"--init .*nowhere: folder not found"):
         read_init(tmp_path / "nowhere", trained.config, spec)
+
+
+def test_freeze_bn_keeps_the_statistics_it_started_from(tiny_set, tmp_path):
+    from datasetgan.segmenter.cli import _check
+    from datasetgan.segmenter.models import load_checkpoint
+
+    items, spec = collect_items("segmentation", images=tiny_set / "images", labels=tiny_set / "labels",
+                                spec=tiny_set / "spec.yaml")
+    cfg = dict(batch_size=3, resolution=32)
+    first = train(items, spec, "segmentation", TrainConfig(epochs=1, **cfg), tmp_path / "a", torch.device("cpu"),
+                  quiet=True)
+    start = load_checkpoint(first / "epoch_001")[0].state_dict()
+    runs = {}
+    for frozen in (False, True):
+        run = train(items, spec, "segmentation", TrainConfig(epochs=2, lr=1e-2, init=str(first), freeze_bn=frozen,
+                                                             **cfg), tmp_path / f"frozen_{frozen}",
+                    torch.device("cpu"), quiet=True)
+        runs[frozen] = load_checkpoint(run / "epoch_002")[0].state_dict()
+    stats = [k for k in start if k.endswith(("running_mean", "running_var"))]
+    assert stats
+    # Frozen: every running statistic is the one it started from, although the weights (BatchNorm's
+    # scale and shift too) trained on; otherwise recalibration and training move them.
+    assert all(torch.equal(runs[True][k], start[k]) for k in stats)
+    assert not all(torch.equal(runs[False][k], start[k]) for k in stats)
+    bn_weight = stats[0].replace("running_mean", "weight")
+    assert not torch.equal(runs[True][bn_weight], start[bn_weight])
+    # With nothing to keep, the flag is refused by name.
+    with pytest.raises(UserError, match="--freeze-bn: needs --init or --backbone-weights"):
+        _check(TrainConfig(freeze_bn=True))

@@ -310,11 +310,13 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
     models = ["datasetgan", "baseline"]
     if cfg.finetune_epochs:
         # The DatasetGAN segmenter goes on for a short while on the 16 labelled samples (the baseline's data):
-        # their labels are a person's (here the annotator's), crisper than the interpreter's.
+        # their labels are a person's (here the annotator's), crisper than the interpreter's. Its BatchNorm
+        # statistics, from 2,000 synthetic images, stay: 16 images estimate them poorly (--freeze-bn).
         tl.stage("fine-tune the DatasetGAN segmenter on the labelled samples")
         run_command(*labelled_job("segmenter_finetuned", cfg.finetune_epochs, quiet,
                                   "fine-tune (the DatasetGAN segmenter)",
-                                  ("--init", str(out / "segmenter_datasetgan"), "--lr", str(cfg.finetune_lr))))
+                                  ("--init", str(out / "segmenter_datasetgan"), "--lr", str(cfg.finetune_lr),
+                                   "--freeze-bn")))
         models.append("finetuned")
 
     tl.stage("evaluate")

@@ -70,6 +70,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--bn-recalibrate", type=int, metavar="N",
                        help="re-estimate BatchNorm statistics on N training images before each checkpoint "
                             "(default 256; 0 = off)")
+        p.add_argument("--freeze-bn", action="store_true", default=None,
+                       help="keep the BatchNorm statistics of --init or --backbone-weights, in training too "
+                            "(fine-tuning on a few images)")
         p.add_argument("--checkpoint-every", type=int, metavar="N",
                        help="keep an epoch checkpoint every N epochs and after the last (default: 1)")
         p.add_argument("--seed", type=int, help="default: 0")
@@ -83,7 +86,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     keys = ("arch", "backbone_weights", "init", "epochs", "batch_size", "lr", "resolution", "flip", "crop_min",
             "zoom_out", "jitter", "heatmap_sigma", "seed", "amp", "workers", "bn_recalibrate", "keypoint_head",
-            "keypoint_reg", "output_stride", "lr_schedule", "checkpoint_every", "decoder", "class_weight_power")
+            "keypoint_reg", "output_stride", "lr_schedule", "checkpoint_every", "decoder", "class_weight_power",
+            "freeze_bn")
     config = build_config(TrainConfig, args.config, {k: getattr(args, k, None) for k in keys})
     _check(config)
     device = resolve_device(args.device)
@@ -123,5 +127,7 @@ def _check(config: TrainConfig) -> None:
         raise UserError("--class-weight-power: must lie in [0, 2]")
     if config.decoder not in DECODERS:
         raise UserError(f"decoder {config.decoder!r}: expected one of {', '.join(DECODERS)}")
+    if config.freeze_bn and not (config.init or config.backbone_weights):
+        raise UserError("--freeze-bn: needs --init or --backbone-weights (a network whose statistics to keep)")
     if config.heatmap_sigma <= 0 or config.keypoint_reg < 0:
         raise UserError("--heatmap-sigma must be positive and --keypoint-reg at least 0")
