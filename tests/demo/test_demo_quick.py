@@ -32,6 +32,8 @@ def test_baseline_epochs_are_at_most_the_segmenter_epochs():
     assert DemoConfig(seg_epochs=6, baseline_epochs=None).baseline_seg_epochs == 6
     with pytest.raises(UserError, match="baseline_epochs: expected a positive integer"):
         DemoConfig(baseline_epochs=0)
+    with pytest.raises(UserError, match="seg_weight_decay: expected 0 .none. or more, got -0.1"):
+        DemoConfig(seg_weight_decay=-0.1)
 
 
 def test_quick_preset_uses_the_random_generator():
@@ -52,9 +54,16 @@ def test_quick_demo_end_to_end(tmp_path):
     assert (results["datasetgan_epochs"], results["baseline_epochs"]) == (2, 1)
     assert sorted(p.name for p in (out / "segmenter_datasetgan").glob("epoch_*")) == ["epoch_001", "epoch_002"]
     assert sorted(p.name for p in (out / "segmenter_baseline").glob("epoch_*")) == ["epoch_001"]
-    assert json.loads((out / "segmenter_datasetgan" / "run.json").read_text())["train"]["epochs"] == 2
+    trained = {name: json.loads((out / f"segmenter_{name}" / "run.json").read_text())["train"]
+               for name in ("datasetgan", "baseline", "finetuned")}
+    assert trained["datasetgan"]["epochs"] == 2
+    # Each segmenter trains with its own weight decay; the fine-tuning keeps its start's BatchNorm statistics.
+    cfg = load_demo_config(None, quick=True)
+    assert trained["datasetgan"]["weight_decay"] == cfg.seg_weight_decay > 0
+    assert trained["baseline"]["weight_decay"] == cfg.baseline_weight_decay == 0
+    assert trained["finetuned"]["freeze_bn"] and not trained["datasetgan"]["freeze_bn"]
     # Then the DatasetGAN segmenter is fine-tuned on the labelled samples, and scored next to the others.
-    tuned = json.loads((out / "segmenter_finetuned" / "run.json").read_text())["train"]
+    tuned = trained["finetuned"]
     assert tuned["init"] == str(out / "segmenter_datasetgan") and tuned["lr"] == 1e-4
     assert set(results["finetuned_per_class_iou"]) == set(CLASSES) and 0 <= results["finetuned_miou"] <= 100
     assert results["finetuned_gain_miou"] == pytest.approx(results["finetuned_miou"] - results["baseline_miou"], abs=0.02)

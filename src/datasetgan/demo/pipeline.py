@@ -282,7 +282,8 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
 
     def datasetgan_job(epochs: int, quiet_flags: list[str]) -> tuple[list[str], str]:
         return (["train-segmenter", "--data", str(synthetic), "--out", str(out / "segmenter_datasetgan"),
-                 "--epochs", str(epochs), *seg, *quiet_flags], "train-segmenter (DatasetGAN)")
+                 "--epochs", str(epochs), *seg, "--weight-decay", str(cfg.seg_weight_decay), *quiet_flags],
+                "train-segmenter (DatasetGAN)")
 
     def labelled_job(run: str, epochs: int, quiet_flags: list[str], what: str,
                      extra: tuple[str, ...] = ()) -> tuple[list[str], str]:
@@ -292,7 +293,7 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
                  *quiet_flags], what)
 
     baseline_job = labelled_job("segmenter_baseline", base_epochs, ["--quiet"] if side_by_side else quiet,
-                                "train-segmenter (baseline)")
+                                "train-segmenter (baseline)", ("--weight-decay", str(cfg.baseline_weight_decay)))
 
     if side_by_side:
         # Both take the same steps per epoch, so only the DatasetGAN run shows a progress bar. Once the

@@ -37,6 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--epochs", type=int, help="default: 20")
         p.add_argument("--batch-size", type=int, help="default: 8")
         p.add_argument("--lr", type=finite_float, help="Adam learning rate (default: 1e-3)")
+        p.add_argument("--weight-decay", type=finite_float, metavar="L2",
+                       help="Adam's L2 weight decay (default: 0)")
         p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=None,
                        help="constant (default) or cosine: per-step decay from --lr to 0 over --epochs")
         p.add_argument("--output-stride", type=int, choices=(8, 16), default=None,
@@ -84,10 +86,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    keys = ("arch", "backbone_weights", "init", "epochs", "batch_size", "lr", "resolution", "flip", "crop_min",
-            "zoom_out", "jitter", "heatmap_sigma", "seed", "amp", "workers", "bn_recalibrate", "keypoint_head",
-            "keypoint_reg", "output_stride", "lr_schedule", "checkpoint_every", "decoder", "class_weight_power",
-            "freeze_bn")
+    keys = ("arch", "backbone_weights", "init", "epochs", "batch_size", "lr", "weight_decay", "resolution", "flip",
+            "crop_min", "zoom_out", "jitter", "heatmap_sigma", "seed", "amp", "workers", "bn_recalibrate",
+            "keypoint_head", "keypoint_reg", "output_stride", "lr_schedule", "checkpoint_every", "decoder",
+            "class_weight_power", "freeze_bn")
     config = build_config(TrainConfig, args.config, {k: getattr(args, k, None) for k in keys})
     _check(config)
     device = resolve_device(args.device)
@@ -108,7 +110,7 @@ def _check(config: TrainConfig) -> None:
     if config.lr <= 0:
         raise UserError(f"--lr {config.lr}: must be > 0")
     if config.weight_decay < 0:
-        raise UserError(f"key 'weight_decay' (--config) {config.weight_decay}: must be >= 0")
+        raise UserError(f"--weight-decay {config.weight_decay}: must be >= 0")
     if config.resolution < 16:
         raise UserError("--resolution: must be at least 16")
     if not 0 < config.crop_min <= 1:
