@@ -80,7 +80,7 @@ class TrainConfig:
     bn_recalibrate: int = 256
     # Keep every BatchNorm's running statistics as they came (from --init or --backbone-weights) and
     # normalise with them in training too; recalibration is then off. For fine-tuning on a few images,
-    # whose own statistics are a poor estimate: the demo's fine-tuning on 16 samples, 51.85 against 51.33
+    # whose own statistics are a poor estimate: the demo's fine-tuning on 16 samples, 51.84 against 51.33
     # mIoU on 500 rendered validation faces (docs/DEMO_RESULTS.md).
     freeze_bn: bool = False
 
