@@ -177,19 +177,22 @@ def _batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarr
     return chunks
 
 
+def _batchnorms(model: torch.nn.Module) -> list[torch.nn.Module]:
+    return [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+
+
 def freeze_batchnorm(model: torch.nn.Module) -> None:
     """Put every BatchNorm of ``model`` in eval mode: it normalises with, and no longer updates, its
     running statistics (its scale and shift still train)."""
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.eval()
+    for m in _batchnorms(model):
+        m.eval()
 
 
 @torch.no_grad()
 def recalibrate_batchnorm(model: torch.nn.Module, data: LabelledImages, device: torch.device, max_images: int,
                           batch_size: int, seed: int = 0) -> None:
     """Recompute every BatchNorm's running mean/var as a plain average over ``max_images`` un-augmented images."""
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    bns = _batchnorms(model)
     if not bns or max_images <= 0:
         return
     momenta = [m.momentum for m in bns]
