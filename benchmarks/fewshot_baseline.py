@@ -11,8 +11,8 @@
    (seeded) from the pool (names sorted: first 248), scored on the last 100 by
    PCK@0.05/0.1 (larger side of the keypoints' bounding box) and mean L2 in
    original pixels. With ``--helen-crop S`` (default 1.5) every photo is first
-   framed like UTKFace from its own keypoints (``evaluation.importers.
-   face_crop_box``; the DatasetGAN row must use the same test crops:
+   framed like UTKFace from its own keypoints (``labels.helen.face_crop_box``;
+   the DatasetGAN row must use the same test crops:
    ``datasetgan import-helen ROOT --subset test --crop 1.5 --out DIR``);
    ``--helen-crop 0`` keeps the whole photos.
 
@@ -75,13 +75,15 @@ from PIL import Image
 
 from datasetgan.core.devices import resolve_device
 from datasetgan.core.images import save_png
-from datasetgan.core.labels import LabelSpec, load_label_spec, read_label_map
 from datasetgan.evaluation import metrics as M
+from datasetgan.evaluation.config import EvaluationConfig
 from datasetgan.evaluation.evaluate import evaluate
-from datasetgan.evaluation.importers import crop_items, helen_items, helen_split
 from datasetgan.evaluation.report import write_outputs
+from datasetgan.labels import LabelSpec, load_label_spec, read_label_map, write_label_map
+from datasetgan.labels.helen import crop_items, helen_items, helen_split
 from datasetgan.segmenter.data import collect_items
-from datasetgan.segmenter.train import TrainConfig, train
+from datasetgan.segmenter.config import SegmenterTrainingConfig
+from datasetgan.segmenter.train import train
 
 REPO = Path(__file__).resolve().parents[1]
 FACE_PARTS = (3, 4, 5)   # eyes, nose, mouth in configs/labels/fasseg.yaml
@@ -111,7 +113,7 @@ def prepare_fasseg(root: Path, work: Path, spec: LabelSpec, resolutions: list[in
                 base = work / f"fasseg_{r}" / split
                 save_png(base / "images" / label_path.name, np.asarray(image.resize((r, r), Image.BILINEAR, box=box)))
                 lab_img = Image.fromarray(labels.astype(np.uint8), mode="L").resize((r, r), Image.NEAREST, box=box)
-                save_png(base / "labels" / label_path.name, np.asarray(lab_img), palette=spec.palette)
+                write_label_map(base / "labels" / label_path.name, np.asarray(lab_img), spec)
 
 
 def prior_miou(train_items, test_items, spec: LabelSpec, r: int) -> float:
@@ -188,13 +190,14 @@ def main(argv: list[str] | None = None) -> int:
             train_items, _ = collect_items("segmentation", images=d / "train/images", labels=d / "train/labels", spec=spec)
             test_items, _ = collect_items("segmentation", images=d / "test/images", labels=d / "test/labels", spec=spec)
             stride = args.seg_output_stride or (8 if r <= 64 and args.seg_decoder == "none" else 16)
-            cfg = TrainConfig(epochs=args.seg_epochs, resolution=r, output_stride=stride, decoder=args.seg_decoder,
-                              class_weight_power=args.seg_class_weight_power, **base)
+            cfg = SegmenterTrainingConfig(epochs=args.seg_epochs, resolution=r, output_stride=stride,
+                                          decoder=args.seg_decoder, class_weight_power=args.seg_class_weight_power,
+                                          **base)
             t0 = time.time()
             run = train(train_items, spec, "segmentation", cfg, work / f"run_fasseg_{r}", device, quiet=True)
             t_train = time.time() - t0
             t0 = time.time()
-            ev = evaluate(run, test_items, spec, device, cv_folds=args.cv_folds, cv_seed=args.seed,
+            ev = evaluate(run, test_items, spec, device, EvaluationConfig(cv_folds=args.cv_folds, cv_seed=args.seed),
                           quiet=True)
             write_outputs(work / f"eval_fasseg_{r}", ev, test_items, spec, f"FASSEG few-shot baseline {r}x{r}")
             m = ev.metrics
@@ -216,12 +219,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.helen_crop:
             chosen = crop_items(chosen, work / "helen_crop" / "train", args.helen_crop)
             test = crop_items(test, work / "helen_crop" / "test", args.helen_crop)
-        cfg = TrainConfig(epochs=args.kp_epochs, resolution=args.kp_resolution, output_stride=args.kp_output_stride,
-                          keypoint_head=args.kp_head, **base)
+        cfg = SegmenterTrainingConfig(epochs=args.kp_epochs, resolution=args.kp_resolution,
+                                      output_stride=args.kp_output_stride, keypoint_head=args.kp_head, **base)
         t0 = time.time()
         run = train(chosen, kspec, "keypoints", cfg, work / "run_helen", device, quiet=True)
         t_train = time.time() - t0
-        ev = evaluate(run, test, kspec, device, cv_folds=args.cv_folds, cv_seed=args.seed,
+        ev = evaluate(run, test, kspec, device, EvaluationConfig(cv_folds=args.cv_folds, cv_seed=args.seed),
                       quiet=True)
         write_outputs(work / "eval_helen", ev, test, kspec, "Helen few-shot keypoint baseline")
         m, yard = ev.metrics, mean_shape_pck(chosen, test)

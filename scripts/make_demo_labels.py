@@ -56,7 +56,7 @@ def main() -> int:
     seeds = parse_seeds(args.seeds)
     out = Path(args.out)
     with tempfile.TemporaryDirectory() as tmp:
-        code = cli(["sample", "--checkpoint", args.generator, "--seeds", args.seeds, "--truncation", args.truncation,
+        code = cli(["sample", "--generator", args.generator, "--seeds", args.seeds, "--truncation", args.truncation,
                     "--out", tmp, "--device", "cpu"])
         if code:
             return code

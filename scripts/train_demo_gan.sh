@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces the demo generator bundled until 2026-12-04 (the CPU-only one). The one bundled now was
 # started on a GPU: scripts/gpu_demo_gans.sh run A (347.2 kimg), then
-# `datasetgan train-gan --resume latest --out RUNS --device cpu` to 812.9 kimg (README, demo section).
+# `datasetgan train-gan --resume latest --out RUNS --device cpu` to 812.9 kimg (docs/DEMO.md).
 #
 # 1. Render 5,000 unlabelled training faces (seeds 0-4999) with the demo's
 #    procedural renderer. Labels are not written: the GAN never sees any.

@@ -14,15 +14,17 @@ from pathlib import Path
 
 from datasetgan.core.errors import UserError
 from datasetgan.core.memory import keep_freed_memory
+from datasetgan.core.options import check_required
 
 # In pipeline order. A module registers one or more subcommands.
 STAGE_CLIS = [
     "datasetgan.gan_training.cli",   # train-gan
     "datasetgan.generator.cli",      # sample, convert
+    "datasetgan.labels.cli",         # import-helen, import-labelme
     "datasetgan.interpreter.cli",    # train-interpreter
     "datasetgan.synthesis.cli",      # synthesize
     "datasetgan.segmenter.cli",      # train-segmenter, train-keypoints
-    "datasetgan.evaluation.cli",     # evaluate, import-helen, import-labelme
+    "datasetgan.evaluation.cli",     # evaluate
     "datasetgan.demo.cli",           # demo
 ]
 
@@ -31,13 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="datasetgan", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in STAGE_CLIS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and name.startswith(exc.name):
-                continue  # stage not built yet
-            raise
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 
@@ -61,6 +57,7 @@ def check_output_folders(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    check_required(parser, args)
     keep_freed_memory()  # large CPU tensors reuse freed memory instead of faulting in fresh pages
     try:
         check_output_folders(args)

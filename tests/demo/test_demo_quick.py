@@ -12,28 +12,43 @@ from datasetgan.demo.config import DemoConfig, load_demo_config
 from datasetgan.demo.domain import CLASSES
 
 
-def test_synth_total_keeps_exactly_enough():
-    for keep, drop in ((2000, 0.1), (24, 0.1), (10, 0.0), (7, 0.33)):
-        cfg = DemoConfig(synth_keep=keep, drop_uncertain=drop)
+def test_synth_total_keeps_exactly_enough_by_synthesizes_rounding():
+    from datasetgan.synthesis.config import SynthesisConfig
+
+    # (5, 0.1) is where half-to-even and half-up rounding part: 5 * 0.1 = 0.5.
+    for keep, drop in ((2000, 0.1), (24, 0.1), (10, 0.0), (7, 0.33), (5, 0.1), (4, 0.125)):
+        cfg = DemoConfig(synth_keep=keep, synthesis=SynthesisConfig(drop_uncertain=drop))
         n = cfg.synth_total
-        assert n - round(n * drop) >= keep and (n - 1) - round((n - 1) * drop) < keep
+        assert cfg.synthesis_run.n == n
+        assert SynthesisConfig(n=n, drop_uncertain=drop).keep_count >= keep
+        assert n == keep or SynthesisConfig(n=n - 1, drop_uncertain=drop).keep_count < keep
+    assert DemoConfig(synth_keep=5, synthesis=SynthesisConfig(drop_uncertain=0.1)).synth_total == 6
 
 
-def test_bad_unlabelled_pixel_threshold_names_the_key():
-    for bad in (0.0, -0.1):
-        with pytest.raises(UserError, match="synth_ignore_above: expected a divergence > 0"):
-            DemoConfig(synth_ignore_above=bad)
-    assert DemoConfig(synth_ignore_above=None).synth_ignore_above is None
+def test_bad_settings_name_the_key(tmp_path):
+    from datasetgan.demo.config import load_demo_config
+
+    preset = tmp_path / "demo.yaml"
+    preset.write_text("synthesis:\n  ignore_pixels_above: 0.0\n")
+    with pytest.raises(UserError, match="--ignore-pixels-above 0.0: must be > 0"):
+        load_demo_config(preset, quick=False)
+    preset.write_text("segmenter:\n  epochz: 3\n")
+    with pytest.raises(UserError, match=r"demo.yaml: key 'segmenter.epochz': unknown setting"):
+        load_demo_config(preset, quick=False)
+    with pytest.raises(UserError, match="finetune_epochs"):
+        DemoConfig(finetune_epochs=-1)
 
 
 def test_baseline_epochs_are_at_most_the_segmenter_epochs():
-    assert DemoConfig(seg_epochs=18, baseline_epochs=8).baseline_seg_epochs == 8
-    assert DemoConfig(seg_epochs=6, baseline_epochs=8).baseline_seg_epochs == 6
-    assert DemoConfig(seg_epochs=6, baseline_epochs=None).baseline_seg_epochs == 6
-    with pytest.raises(UserError, match="baseline_epochs: expected a positive integer"):
-        DemoConfig(baseline_epochs=0)
-    with pytest.raises(UserError, match="seg_weight_decay: expected 0 .none. or more, got -0.1"):
-        DemoConfig(seg_weight_decay=-0.1)
+    def cfg(seg, base):
+        return load_demo_config(None, quick=False, overrides={"segmenter": {"epochs": seg},
+                                                              "baseline": {"epochs": base}})
+    assert cfg(18, 8).baseline_run.epochs == 8
+    assert cfg(6, 8).baseline_run.epochs == 6
+    with pytest.raises(UserError, match="--epochs"):
+        cfg(6, 0)
+    with pytest.raises(UserError, match="--weight-decay -0.1"):
+        load_demo_config(None, quick=False, overrides={"segmenter": {"weight_decay": -0.1}})
 
 
 def test_quick_preset_uses_the_random_generator():
@@ -59,8 +74,8 @@ def test_quick_demo_end_to_end(tmp_path):
     assert trained["datasetgan"]["epochs"] == 2
     # Each segmenter trains with its own weight decay; the fine-tuning keeps its start's BatchNorm statistics.
     cfg = load_demo_config(None, quick=True)
-    assert trained["datasetgan"]["weight_decay"] == cfg.seg_weight_decay > 0
-    assert trained["baseline"]["weight_decay"] == cfg.baseline_weight_decay == 0
+    assert trained["datasetgan"]["weight_decay"] == cfg.segmenter.weight_decay > 0
+    assert trained["baseline"]["weight_decay"] == cfg.baseline.weight_decay == 0
     assert trained["finetuned"]["freeze_bn"] and not trained["datasetgan"]["freeze_bn"]
     # Then the DatasetGAN segmenter is fine-tuned on the labelled samples, and scored next to the others.
     tuned = trained["finetuned"]
@@ -95,8 +110,12 @@ def test_bundled_generator_and_labels_belong_together(tmp_path):
     assert not bundled_labels_fit(labels, bundled("demo_generator"), seeds, 1.0)
 
 
-def test_side_by_side_failure_names_the_stage():
-    from datasetgan.demo.pipeline import run_side_by_side
+def test_side_by_side_failure_names_the_stage(tmp_path):
+    from datasetgan.demo.pipeline import Job, run_side_by_side, train_segmenter
+    from datasetgan.segmenter.config import SegmenterTrainingConfig
 
+    job = Job("train-segmenter (baseline)", train_segmenter,
+              dict(config=SegmenterTrainingConfig(), run=tmp_path / "run", device="cpu", quiet=True,
+                   images=tmp_path / "missing", labels=tmp_path / "missing", spec=tmp_path / "missing.yaml"))
     with pytest.raises(UserError, match="'train-segmenter \\(baseline\\)' failed \\(exit 2\\)"):
-        run_side_by_side([(["train-segmenter", "--no-such-flag"], "train-segmenter (baseline)")], threads=1)
+        run_side_by_side([job], threads=1)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from datasetgan.cli import main
-from datasetgan.core.labels import load_label_spec, read_label_map
+from datasetgan.labels import load_label_spec, read_label_map
 
 
 def test_segmenter_train_then_evaluate_with_cv(tiny_set, tmp_path, capsys):
@@ -25,6 +25,12 @@ def test_segmenter_train_then_evaluate_with_cv(tiny_set, tmp_path, capsys):
     assert np.array(metrics["confusion_matrix"]).sum() == 4 * 40 * 36   # each image scored by k-1 = 1 fold
     for name in ("report.html", "confusion_matrix.png", "confusion_matrix.json", "per_class_iou.json"):
         assert (tmp_path / "ev" / name).exists(), name
+    # The report shows the printed scores (4 decimals of a fraction) in percent, with no more digits.
+    html = (tmp_path / "ev" / "report.html").read_text()
+    assert f"mIoU {100 * metrics['miou']:.2f} ± " in html
+    for iou in metrics["per_class_iou"].values():
+        assert f"<td>{100 * iou:.2f}</td>" in html
+    assert f"<td>{100 * metrics['cv']['per_fold'][0]['score']:.2f}</td>" in html
     spec = load_label_spec(tiny_set / "spec.yaml")
     pred = read_label_map(tmp_path / "pred" / "000002.png", spec, size=(40, 36))
     assert pred.shape == (40, 36)

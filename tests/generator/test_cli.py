@@ -17,7 +17,7 @@ from datasetgan.generator import generator_fingerprint, load_generator, z_from_s
 
 def test_sample_end_to_end(tiny_generator, tiny_generator_dir, tmp_path, capsys):
     out = tmp_path / "samples"
-    rc = main(["sample", "--checkpoint", str(tiny_generator_dir), "--seeds", "3-5,10", "--out", str(out),
+    rc = main(["sample", "--generator", str(tiny_generator_dir), "--seeds", "3-5,10", "--out", str(out),
                "--batch-size", "3", "--truncation", "0.5", "--device", "cpu"])
     assert rc == 0
     seeds = [3, 4, 5, 10]
@@ -46,7 +46,7 @@ def test_sample_end_to_end(tiny_generator, tiny_generator_dir, tmp_path, capsys)
 
 def test_sample_outputs_do_not_depend_on_batch_size(tiny_generator_dir, tmp_path):
     for bs in (1, 4):
-        assert main(["sample", "--checkpoint", str(tiny_generator_dir), "--seeds", "0-3",
+        assert main(["sample", "--generator", str(tiny_generator_dir), "--seeds", "0-3",
                      "--out", str(tmp_path / f"b{bs}"), "--batch-size", str(bs), "--device", "cpu"]) == 0
     for s in range(4):
         a = np.asarray(Image.open(tmp_path / "b1" / "images" / f"{s:06d}.png")).astype(int)
@@ -56,7 +56,7 @@ def test_sample_outputs_do_not_depend_on_batch_size(tiny_generator_dir, tmp_path
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without a GPU")
 def test_sample_cuda_without_gpu_is_clear_error(tiny_generator_dir, tmp_path, capsys):
-    rc = main(["sample", "--checkpoint", str(tiny_generator_dir), "--seeds", "0", "--out",
+    rc = main(["sample", "--generator", str(tiny_generator_dir), "--seeds", "0", "--out",
                str(tmp_path / "o"), "--device", "cuda"])
     assert rc == 2
     assert "no CUDA GPU" in capsys.readouterr().err
@@ -70,13 +70,13 @@ def test_sample_cuda_without_gpu_is_clear_error(tiny_generator_dir, tmp_path, ca
     (["--seeds", "0", "--class-idx", "1"], "--class-idx"),
 ])
 def test_sample_bad_flags(tiny_generator_dir, tmp_path, capsys, argv, message):
-    rc = main(["sample", "--checkpoint", str(tiny_generator_dir), "--out", str(tmp_path / "o"),
+    rc = main(["sample", "--generator", str(tiny_generator_dir), "--out", str(tmp_path / "o"),
                "--device", "cpu", *argv])
     assert rc == 2 and message in capsys.readouterr().err
 
 
 def test_sample_missing_checkpoint(tmp_path, capsys):
-    rc = main(["sample", "--checkpoint", str(tmp_path / "none.pkl"), "--seeds", "0", "--out",
+    rc = main(["sample", "--generator", str(tmp_path / "none.pkl"), "--seeds", "0", "--out",
                str(tmp_path / "o"), "--device", "cpu"])
     assert rc == 2 and "none.pkl: not found" in capsys.readouterr().err
 
@@ -88,3 +88,20 @@ def test_convert(tiny_generator, tiny_generator_dir, tmp_path, capsys):
     assert main(["convert", str(tiny_generator_dir), str(dst)]) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert main(["convert", str(tiny_generator_dir), str(dst), "--overwrite"]) == 0
+
+
+def test_sample_old_checkpoint_flag_still_works_with_a_warning(tiny_generator_dir, tmp_path):
+    with pytest.warns(FutureWarning, match="--checkpoint is deprecated.*--generator"):
+        rc = main(["sample", "--checkpoint", str(tiny_generator_dir), "--seeds", "0", "--out",
+                   str(tmp_path / "o"), "--device", "cpu"])
+    assert rc == 0 and (tmp_path / "o" / "images" / "000000.png").exists()
+
+
+def test_sample_dry_run_and_preset(tiny_generator_dir, tmp_path, capsys):
+    preset = tmp_path / "sample.yaml"
+    preset.write_text("seeds: 4-6\ntruncation: 0.5\n")
+    rc = main(["sample", "--generator", str(tiny_generator_dir), "--out", str(tmp_path / "o"),
+               "--config", str(preset), "--truncation", "0.9", "--dry-run"])
+    assert rc == 0 and not (tmp_path / "o").exists()
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["seeds"] == "4-6" and printed["truncation"] == 0.9

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-import types
+import importlib
 
 import numpy as np
 import pytest
@@ -41,9 +40,9 @@ def test_render_with_features(tiny_generator):
 
 
 def _fake_reader(module_name, func_name, result, monkeypatch):
-    module = types.ModuleType(module_name)
-    setattr(module, func_name, lambda path, *a, **k: result)
-    monkeypatch.setitem(sys.modules, module_name, module)
+    """``load_generator`` calls a reader that returns ``result`` (and not ``module_name``'s)."""
+    assert hasattr(importlib.import_module(module_name), func_name)
+    monkeypatch.setattr(f"datasetgan.generator.loading.{func_name}", lambda path, *a, **k: result)
 
 
 @pytest.mark.parametrize("suffix,module,func", [

@@ -141,7 +141,7 @@ def test_speck_threshold_scales_with_the_mask_area():
 def test_unlabelled_pixels_are_never_sampled():
     import torch
 
-    from datasetgan.core.labels import IGNORE
+    from datasetgan.labels import IGNORE
     from datasetgan.interpreter.pixels import sample_segmentation_pixels
 
     mask = torch.zeros(32, 32, dtype=torch.long)
@@ -158,7 +158,7 @@ def test_class_weights_make_a_rare_part_win_votes():
     frequency-weighted cross-entropy (``class_weight_power``) lets the members predict it."""
     import numpy as np
 
-    from datasetgan.core.labels import frequency_weights_from_counts
+    from datasetgan.labels import frequency_weights_from_counts
     from datasetgan.features import FeatureBank
     from datasetgan.interpreter.config import InterpreterConfig
     from datasetgan.interpreter.train import PixelSet, train_ensemble

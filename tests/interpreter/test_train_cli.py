@@ -22,7 +22,7 @@ def samples(tmp_path_factory) -> Path:
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("samples")
     make_tiny_generator().save_pretrained(root / "G")
-    assert main(["sample", "--checkpoint", str(root / "G"), "--seeds", "0-3", "--out", str(root / "s"),
+    assert main(["sample", "--generator", str(root / "G"), "--seeds", "0-3", "--out", str(root / "s"),
                  "--device", "cpu"]) == 0
     (root / "spec.yaml").write_text("classes: [bg, a, b]\npalette: [[0,0,0],[255,0,0],[0,255,0]]\n"
                                     "keypoints: [tip, tail]\n")
@@ -158,12 +158,12 @@ def test_interrupted_training_resumes_to_the_same_bits(samples, tmp_path, monkey
     import os
     import signal
 
-    from datasetgan.interpreter import cli as interp_cli
+    from datasetgan.interpreter import run as interp_run
     from datasetgan.interpreter.train import MaskedAdam
     labels = _masks(tmp_path / "L", ["000000", "000001"])
     args = ("--pixels-per-image", "300", "--max-steps", "40")  # 600 pixels: 9 batches of 64 per epoch
     assert _train(samples, labels, tmp_path / "whole", *args) == 0
-    monkeypatch.setattr(interp_cli, "STATE_EVERY_SECONDS", 0.0)  # also save after every step
+    monkeypatch.setattr(interp_run, "STATE_EVERY_SECONDS", 0.0)  # also save after every step
     calls = {"n": 0}
     original = MaskedAdam.step
 
@@ -175,7 +175,7 @@ def test_interrupted_training_resumes_to_the_same_bits(samples, tmp_path, monkey
     monkeypatch.setattr(MaskedAdam, "step", step_then_signal)
     out = tmp_path / "resumed"
     assert _train(samples, labels, out, *args) == 130
-    state = out / interp_cli.STATE_FILE
+    state = out / interp_run.STATE_FILE
     assert state.exists() and not (out / "model.safetensors").exists()
     assert "stopped by SIGTERM at step 13" in capsys.readouterr().out
     monkeypatch.setattr(MaskedAdam, "step", original)
@@ -193,14 +193,14 @@ def test_interrupted_training_resumes_to_the_same_bits(samples, tmp_path, monkey
 
 
 def test_damaged_training_state_is_named(samples, tmp_path, capsys):
-    from datasetgan.interpreter import cli as interp_cli
+    from datasetgan.interpreter import run as interp_run
     labels = _masks(tmp_path / "L", ["000000", "000001"])
     out = tmp_path / "out"
     out.mkdir()
-    (out / interp_cli.STATE_FILE).write_bytes(b"\x00" * 50)
+    (out / interp_run.STATE_FILE).write_bytes(b"\x00" * 50)
     assert _train(samples, labels, out, "--pixels-per-image", "100") == 2
     err = capsys.readouterr().err
-    assert interp_cli.STATE_FILE in err and "delete it to start over" in err
+    assert interp_run.STATE_FILE in err and "delete it to start over" in err
 
 
 def test_min_epochs_holds_early_stopping_off(samples, tmp_path):

@@ -8,8 +8,7 @@ import torch
 from PIL import Image
 
 from datasetgan.core.errors import UserError
-from datasetgan.core.labels import LabelSpec
-from datasetgan.segmenter.data import Item
+from datasetgan.labels import Item, LabelSpec
 from datasetgan.segmenter.models import Segmenter, SegmenterConfig
 from datasetgan.segmenter.train import frequency_weights
 

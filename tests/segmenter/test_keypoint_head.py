@@ -16,12 +16,12 @@ import pytest
 import torch
 from PIL import Image
 
-from datasetgan.core.labels import LabelSpec
 from datasetgan.evaluation.evaluate import evaluate
-from datasetgan.segmenter.data import Item
+from datasetgan.labels import Item, LabelSpec
 from datasetgan.segmenter.keypoints import decode_keypoints, keypoint_loss, render_heatmaps, soft_argmax
 from datasetgan.segmenter.models import Segmenter, SegmenterConfig, load_checkpoint
-from datasetgan.segmenter.train import TrainConfig, train
+from datasetgan.segmenter.config import SegmenterTrainingConfig
+from datasetgan.segmenter.train import train
 
 COLOURS = ((230, 30, 30), (30, 200, 30), (40, 40, 230))
 
@@ -74,8 +74,8 @@ def test_keypoint_network_overfits_a_handful_of_images(tmp_path):
     torch.manual_seed(0)
     items = _marker_images(tmp_path)
     spec = LabelSpec(classes=(), keypoints=("red", "green", "blue"))
-    cfg = TrainConfig(epochs=80, batch_size=4, resolution=64, flip=False, crop_min=1.0, jitter=0.0,
-                      checkpoint_every=80, lr_schedule="cosine", output_stride=8)
+    cfg = SegmenterTrainingConfig(epochs=80, batch_size=4, resolution=64, flip=False, crop_min=1.0, jitter=0.0,
+                                  checkpoint_every=80, lr_schedule="cosine", output_stride=8)
     run = train(items, spec, "keypoints", cfg, tmp_path / "run", torch.device("cpu"), quiet=True)
     model, _, meta = load_checkpoint(run / "epoch_080")
     assert meta["model"]["keypoint_head"] == "integral"

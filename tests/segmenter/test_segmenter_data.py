@@ -11,8 +11,8 @@ from scipy import ndimage
 
 from datasetgan.core.errors import LabelError, UserError
 from datasetgan.core.images import save_png
-from datasetgan.core.labels import LabelSpec
-from datasetgan.segmenter.data import Augment, Item, LabelledImages, collect_items
+from datasetgan.labels import Item, LabelSpec
+from datasetgan.segmenter.data import Augment, LabelledImages, collect_items
 
 
 def test_collect_from_folders_and_errors(tiny_set):

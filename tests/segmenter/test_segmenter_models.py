@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from datasetgan.core.errors import CheckpointError, UserError
-from datasetgan.core.labels import LabelSpec
+from datasetgan.labels import LabelSpec
 from datasetgan.segmenter.keypoints import decode_heatmaps, render_heatmaps, rescale_keypoints
 from datasetgan.segmenter.models import Segmenter, SegmenterConfig, load_backbone_weights, load_checkpoint, save_checkpoint
 

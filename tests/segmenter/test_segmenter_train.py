@@ -9,38 +9,39 @@ import torch
 
 from datasetgan.core.errors import UserError
 from datasetgan.segmenter.data import collect_items
-from datasetgan.segmenter.train import TrainConfig, list_epochs, train
+from datasetgan.segmenter.config import SegmenterTrainingConfig
+from datasetgan.segmenter.train import list_epochs, train
 
 
 def test_train_checkpoints_and_resume(tiny_set, tmp_path):
     items, spec = collect_items("segmentation", images=tiny_set / "images", labels=tiny_set / "labels",
                                 spec=tiny_set / "spec.yaml")
-    cfg = TrainConfig(epochs=1, batch_size=3, resolution=32)   # 4 images: a lone last sample is folded in
+    cfg = SegmenterTrainingConfig(epochs=1, batch_size=3, resolution=32)   # 4 images: a lone last sample is folded in
     run = train(items, spec, "segmentation", cfg, tmp_path / "run", torch.device("cpu"), quiet=True)
     assert [p.name for p in list_epochs(run)] == ["epoch_001"]
     assert (run / "epoch_001" / "config.json").exists() and (run / "state" / "state.safetensors").exists()
-    train(items, spec, "segmentation", TrainConfig(epochs=2, batch_size=3, resolution=32), run,
+    train(items, spec, "segmentation", SegmenterTrainingConfig(epochs=2, batch_size=3, resolution=32), run,
           torch.device("cpu"), quiet=True)
     assert [p.name for p in list_epochs(run)] == ["epoch_001", "epoch_002"]
     stats = [json.loads(l) for l in (run / "stats.jsonl").read_text().splitlines()]
     assert [s["epoch"] for s in stats] == [1, 2]
     with pytest.raises(UserError, match="different settings"):
-        train(items, spec, "segmentation", TrainConfig(epochs=2, batch_size=3, resolution=48), run,
+        train(items, spec, "segmentation", SegmenterTrainingConfig(epochs=2, batch_size=3, resolution=48), run,
               torch.device("cpu"), quiet=True)
     # A damaged resumable state is named, and the finished epochs are kept.
     (run / "state" / "state.safetensors").write_bytes(b"garbage")
     with pytest.raises(UserError, match=r"state: cannot resume from it .*remove this folder"):
-        train(items, spec, "segmentation", TrainConfig(epochs=3, batch_size=3, resolution=32), run,
+        train(items, spec, "segmentation", SegmenterTrainingConfig(epochs=3, batch_size=3, resolution=32), run,
               torch.device("cpu"), quiet=True)
     assert [p.name for p in list_epochs(run)] == ["epoch_001", "epoch_002"]
     (run / "run.json").write_text("{")
     with pytest.raises(UserError, match=r"run\.json: run description is not valid JSON"):
-        train(items, spec, "segmentation", TrainConfig(epochs=3, batch_size=3, resolution=32), run,
+        train(items, spec, "segmentation", SegmenterTrainingConfig(epochs=3, batch_size=3, resolution=32), run,
               torch.device("cpu"), quiet=True)
 
 
 def test_segmentation_loss_skips_unlabelled_pixels():
-    from datasetgan.core.labels import IGNORE
+    from datasetgan.labels import IGNORE
     from datasetgan.segmenter.train import segmentation_loss
 
     torch.manual_seed(0)
@@ -61,15 +62,20 @@ def test_segmentation_loss_skips_unlabelled_pixels():
 
 
 @pytest.mark.gpu
-def test_amp_training_on_gpu(tiny_set, tmp_path):
+@pytest.mark.parametrize("precision", ["auto", "bfloat16"])
+def test_mixed_precision_training_on_gpu(tiny_set, tmp_path, precision):
+    """auto: float16 autocast with a GradScaler (whose state is saved); bfloat16: no loss scaling."""
     if not torch.cuda.is_available():
         pytest.fail("the gpu marker needs a CUDA device")
     items, spec = collect_items("segmentation", images=tiny_set / "images", labels=tiny_set / "labels",
                                 spec=tiny_set / "spec.yaml")
-    run = train(items, spec, "segmentation", TrainConfig(epochs=1, batch_size=2, resolution=32, amp=True),
-                tmp_path / "run", torch.device("cuda"), quiet=True)
+    cfg = SegmenterTrainingConfig(epochs=1, batch_size=2, resolution=32, precision=precision)
+    run = train(items, spec, "segmentation", cfg, tmp_path / "run", torch.device("cuda"), quiet=True)
     state = json.loads((run / "state" / "state.json").read_text())
-    assert state["scaler"] is not None and [p.name for p in list_epochs(run)] == ["epoch_001"]
+    assert (state["scaler"] is not None) == (precision == "auto")
+    assert [p.name for p in list_epochs(run)] == ["epoch_001"]
+    stats = json.loads((run / "stats.jsonl").read_text().splitlines()[0])
+    assert torch.isfinite(torch.tensor(stats["loss"]))
 
 
 def test_batchnorm_recalibration_is_a_plain_average(tiny_set):
@@ -90,32 +96,32 @@ def test_batchnorm_recalibration_is_a_plain_average(tiny_set):
 
 def test_checkpoint_every_cosine_lr_and_runs_from_before_the_new_settings(tiny_set, tmp_path):
     from datasetgan.segmenter.train import lr_at
-    cosine = TrainConfig(lr=1e-3, lr_schedule="cosine")
+    cosine = SegmenterTrainingConfig(lr=1e-3, lr_schedule="cosine")
     assert lr_at(cosine, 0, 10) == pytest.approx(1e-3) and lr_at(cosine, 5, 10) == pytest.approx(5e-4)
-    assert lr_at(TrainConfig(lr=1e-3), 9, 10) == 1e-3
+    assert lr_at(SegmenterTrainingConfig(lr=1e-3), 9, 10) == 1e-3
     items, spec = collect_items("segmentation", images=tiny_set / "images", labels=tiny_set / "labels",
                                 spec=tiny_set / "spec.yaml")
-    cfg = TrainConfig(epochs=3, batch_size=2, resolution=32, checkpoint_every=2, lr_schedule="cosine")
+    cfg = SegmenterTrainingConfig(epochs=3, batch_size=2, resolution=32, checkpoint_every=2, lr_schedule="cosine")
     run = train(items, spec, "segmentation", cfg, tmp_path / "run", torch.device("cpu"), quiet=True)
     assert [p.name for p in list_epochs(run)] == ["epoch_002", "epoch_003"]
     stats = [json.loads(l) for l in (run / "stats.jsonl").read_text().splitlines()]
     assert [s["epoch"] for s in stats] == [1, 2, 3] and stats[-1]["lr"] < 1e-3 / 2
     # A run.json written before output_stride / keypoint_head / lr_schedule / checkpoint_every existed resumes.
     old = tmp_path / "old"
-    train(items, spec, "segmentation", TrainConfig(epochs=1, batch_size=2, resolution=32), old,
+    train(items, spec, "segmentation", SegmenterTrainingConfig(epochs=1, batch_size=2, resolution=32), old,
           torch.device("cpu"), quiet=True)
     record = json.loads((old / "run.json").read_text())
     for key in ("keypoint_head", "keypoint_reg", "output_stride", "lr_schedule", "checkpoint_every"):
         record["train"].pop(key)
         record["model"].pop(key, None)
     (old / "run.json").write_text(json.dumps(record))
-    train(items, spec, "segmentation", TrainConfig(epochs=2, batch_size=2, resolution=32), old,
+    train(items, spec, "segmentation", SegmenterTrainingConfig(epochs=2, batch_size=2, resolution=32), old,
           torch.device("cpu"), quiet=True)
     assert [p.name for p in list_epochs(old)] == ["epoch_001", "epoch_002"]
 
 
 def test_keypoint_checkpoints_from_before_the_integral_head_decode_as_heatmaps(tmp_path):
-    from datasetgan.core.labels import LabelSpec
+    from datasetgan.labels import LabelSpec
     from datasetgan.segmenter.models import Segmenter, SegmenterConfig, load_checkpoint, save_checkpoint
     spec = LabelSpec(classes=(), keypoints=("a", "b"))
     save_checkpoint(tmp_path / "ck", Segmenter(SegmenterConfig(task="keypoints", num_outputs=2)), spec)
@@ -136,7 +142,7 @@ def test_signal_mid_epoch_saves_the_batch_and_resumes_exactly(tiny_set, tmp_path
     from datasetgan.segmenter import train as seg_train
     items, spec = collect_items("segmentation", images=tiny_set / "images", labels=tiny_set / "labels",
                                 spec=tiny_set / "spec.yaml")
-    cfg = TrainConfig(epochs=2, batch_size=2, resolution=32)
+    cfg = SegmenterTrainingConfig(epochs=2, batch_size=2, resolution=32)
     whole = train(items, spec, "segmentation", cfg, tmp_path / "whole", torch.device("cpu"), quiet=True)
     calls = {"n": 0}
     original = seg_train.segmentation_loss
@@ -164,21 +170,21 @@ def test_signal_mid_epoch_saves_the_batch_and_resumes_exactly(tiny_set, tmp_path
 
 
 def test_init_starts_from_a_trained_network_of_the_same_kind(tiny_set, tmp_path):
-    from datasetgan.core.labels import LabelSpec
+    from datasetgan.labels import LabelSpec
     from datasetgan.segmenter.models import Segmenter, load_checkpoint
     from datasetgan.segmenter.train import read_init
 
     items, spec = collect_items("segmentation", images=tiny_set / "images", labels=tiny_set / "labels",
                                 spec=tiny_set / "spec.yaml")
     cfg = dict(batch_size=3, resolution=32, bn_recalibrate=0)
-    first = train(items, spec, "segmentation", TrainConfig(epochs=1, **cfg), tmp_path / "a", torch.device("cpu"),
-                  quiet=True)
+    first = train(items, spec, "segmentation", SegmenterTrainingConfig(epochs=1, **cfg), tmp_path / "a",
+                  torch.device("cpu"), quiet=True)
     trained, _, _ = load_checkpoint(first / "epoch_001")
     state, used = read_init(first, trained.config, spec)
     assert used == first / "epoch_001"                                    # a run folder: its last epoch
     assert all(torch.equal(state[k], v) for k, v in trained.state_dict().items())
     # Fine-tuning at a rate of 0 keeps the weights it started from.
-    tuned = train(items, spec, "segmentation", TrainConfig(epochs=1, lr=1e-12, init=str(first), **cfg),
+    tuned = train(items, spec, "segmentation", SegmenterTrainingConfig(epochs=1, lr=1e-12, init=str(first), **cfg),
                   tmp_path / "b", torch.device("cpu"), quiet=True)
     again, _, _ = load_checkpoint(tuned / "epoch_001")
     w = "net.classifier.0.convs.0.0.weight"
@@ -187,7 +193,8 @@ def test_init_starts_from_a_trained_network_of_the_same_kind(tiny_set, tmp_path)
     # A different network or other classes are refused, naming the flag and the difference, before the
     # run folder is written.
     with pytest.raises(UserError, match=r"--init .*a different network: resolution 32 \(this run: 48\)"):
-        train(items, spec, "segmentation", TrainConfig(epochs=1, batch_size=3, resolution=48, init=str(first)),
+        train(items, spec, "segmentation",
+              SegmenterTrainingConfig(epochs=1, batch_size=3, resolution=48, init=str(first)),
               tmp_path / "c", torch.device("cpu"), quiet=True)
     assert not (tmp_path / "c").exists()
     other = LabelSpec(classes=tuple(f"c{i}" for i in range(spec.num_classes)))
@@ -198,20 +205,19 @@ def test_init_starts_from_a_trained_network_of_the_same_kind(tiny_set, tmp_path)
 
 
 def test_freeze_bn_keeps_the_statistics_it_started_from(tiny_set, tmp_path):
-    from datasetgan.segmenter.cli import _check
     from datasetgan.segmenter.models import load_checkpoint
 
     items, spec = collect_items("segmentation", images=tiny_set / "images", labels=tiny_set / "labels",
                                 spec=tiny_set / "spec.yaml")
     cfg = dict(batch_size=3, resolution=32)
-    first = train(items, spec, "segmentation", TrainConfig(epochs=1, **cfg), tmp_path / "a", torch.device("cpu"),
-                  quiet=True)
+    first = train(items, spec, "segmentation", SegmenterTrainingConfig(epochs=1, **cfg), tmp_path / "a",
+                  torch.device("cpu"), quiet=True)
     start = load_checkpoint(first / "epoch_001")[0].state_dict()
     runs = {}
     for frozen in (False, True):
-        run = train(items, spec, "segmentation", TrainConfig(epochs=2, lr=1e-2, init=str(first), freeze_bn=frozen,
-                                                             **cfg), tmp_path / f"frozen_{frozen}",
-                    torch.device("cpu"), quiet=True)
+        tuning = SegmenterTrainingConfig(epochs=2, lr=1e-2, init=str(first), freeze_bn=frozen, **cfg)
+        run = train(items, spec, "segmentation", tuning, tmp_path / f"frozen_{frozen}", torch.device("cpu"),
+                    quiet=True)
         runs[frozen] = load_checkpoint(run / "epoch_002")[0].state_dict()
     stats = [k for k in start if k.endswith(("running_mean", "running_var"))]
     assert stats
@@ -223,4 +229,4 @@ def test_freeze_bn_keeps_the_statistics_it_started_from(tiny_set, tmp_path):
     assert not torch.equal(runs[True][bn_weight], start[bn_weight])
     # With nothing to keep, the flag is refused by name.
     with pytest.raises(UserError, match="--freeze-bn: needs --init or --backbone-weights"):
-        _check(TrainConfig(freeze_bn=True))
+        SegmenterTrainingConfig(freeze_bn=True)

@@ -89,7 +89,7 @@ def _pck(generator: Path, interp: Path, out: Path) -> tuple[int, int, float]:
 def check_keypoint_sanity(generator: Path, root: Path) -> None:
     torch.set_num_threads(1)
     root.mkdir(parents=True, exist_ok=True)
-    assert main(["sample", "--checkpoint", str(generator), "--seeds", "0-7", "--truncation", "1",
+    assert main(["sample", "--generator", str(generator), "--seeds", "0-7", "--truncation", "1",
                  "--out", str(root / "samples"), "--device", "cpu"]) == 0
     (root / "spec.yaml").write_text("classes: [bg]\nkeypoints: [spot]\n")
     labels, wrong = root / "labels", root / "wrong"

@@ -26,6 +26,7 @@ from tests.conftest import make_tiny_generator
 
 from datasetgan.cli import main
 from datasetgan.synthesis import run as synth_run
+from datasetgan.synthesis.config import SynthesisConfig
 
 RED_THRESHOLD = 160  # uint8 red channel above this -> class 1
 
@@ -48,7 +49,7 @@ def labelled(tmp_path_factory) -> dict[str, Path]:
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("labelled")
     make_colour_generator().save_pretrained(root / "G")
-    assert main(["sample", "--checkpoint", str(root / "G"), "--seeds", "0-7", "--out", str(root / "samples"),
+    assert main(["sample", "--generator", str(root / "G"), "--seeds", "0-7", "--out", str(root / "samples"),
                  "--device", "cpu"]) == 0
     (root / "labels").mkdir()
     for p in sorted((root / "samples" / "images").glob("*.png")):
@@ -313,7 +314,7 @@ def test_uncertain_pixels_left_unlabelled(labelled, interpreter_dir, tmp_path, c
     from types import SimpleNamespace
 
     from datasetgan.core.errors import UserError
-    from datasetgan.core.labels import IGNORE, read_label_map
+    from datasetgan.labels import IGNORE, read_label_map
     from datasetgan.demo.uncertainty import write_uncertainty_maps
     from datasetgan.segmenter.data import collect_items
 
@@ -349,7 +350,7 @@ def test_uncertain_pixels_left_unlabelled(labelled, interpreter_dir, tmp_path, c
     assert "--ignore-pixels-above 0.0: must be > 0" in capsys.readouterr().err
     with pytest.raises(UserError, match="only for segmentation"):
         synth_run.synthesize(None, SimpleNamespace(task="keypoints"), tmp_path / "kp",
-                             synth_run.SynthesisConfig(n=2, ignore_pixels_above=0.1), torch.device("cpu"))
+                             SynthesisConfig(n=2, ignore_pixels_above=0.1), torch.device("cpu"))
 
 
 @pytest.mark.gpu
@@ -376,7 +377,7 @@ def test_image_tap_labels_what_the_pixels_show(tmp_path):
     toRGB styles, so "redder than green" is learnable from the image tap, not from its features."""
     torch.set_num_threads(1)
     make_tiny_generator(seed=3).save_pretrained(tmp_path / "G")
-    assert main(["sample", "--checkpoint", str(tmp_path / "G"), "--seeds", "0-7", "--out",
+    assert main(["sample", "--generator", str(tmp_path / "G"), "--seeds", "0-7", "--out",
                  str(tmp_path / "samples"), "--device", "cpu"]) == 0
     images = {p.name: np.asarray(Image.open(p)) for p in sorted((tmp_path / "samples" / "images").glob("*.png"))}
 

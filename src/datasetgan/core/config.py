@@ -13,6 +13,7 @@ import json
 import math
 import types
 import typing
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
@@ -97,24 +98,74 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
 
 
 def build_config(cls: type[C], preset: str | Path | Mapping | None = None,
-                 overrides: Mapping[str, Any] | None = None) -> C:
-    """``cls`` defaults, then the preset (file or mapping), then non-None overrides."""
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+                 overrides: Mapping[str, Any] | None = None, source: str | None = None,
+                 flags: Mapping[str, Any] | None = None) -> C:
+    """``cls`` defaults, then the preset (file or mapping), then non-None overrides.
+
+    A nested dataclass field takes a mapping of its own keys, applied over its
+    default. A field's old names (``aliases`` in its metadata) and old values
+    (``value_aliases``) are accepted with a ``FutureWarning``. ``source`` names a
+    mapping preset in errors (a file preset is named by its path). ``flags`` are
+    applied last, ``None`` included (a flag given as ``all`` or ``none``).
+    """
     values: dict[str, Any] = {}
-    sources: list[tuple[str, Mapping]] = []
     if preset is not None:
         data = preset if isinstance(preset, Mapping) else read_mapping(preset)
-        sources.append((str(preset) if not isinstance(preset, Mapping) else "config", data))
+        where = source or (str(preset) if not isinstance(preset, Mapping) else "config")
+        values.update(_read_section(cls, data, lambda key: f"{where}: key '{key}'"))
     if overrides:
-        sources.append(("flag", {k: v for k, v in overrides.items() if v is not None}))
-    for source, data in sources:
-        for key, value in data.items():
-            where = f"--{key.replace('_', '-')}" if source == "flag" else f"{source}: key '{key}'"
-            if key not in names:
-                raise UserError(f"{where}: unknown setting (known: {', '.join(sorted(names))})")
-            values[key] = _coerce(value, hints[key], where)
+        given = {k: v for k, v in overrides.items() if v is not None}
+        values.update(_read_section(cls, given, lambda key: f"--{key.replace('_', '-')}"))
+    if flags:
+        values.update(_read_section(cls, flags, lambda key: f"--{key.replace('_', '-')}"))
+    missing = [f.name for f in dataclasses.fields(cls) if f.name not in values
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise UserError(", ".join(f"--{k.replace('_', '-')}" for k in missing) + ": required")
     return cls(**values)
+
+
+def _read_section(cls: type, data: Mapping, where_of, prefix: str = "") -> dict[str, Any]:
+    """Check and coerce the keys of one mapping for ``cls``; nested dataclasses recurse."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    renamed = {alias: f.name for f in fields.values() for alias in f.metadata.get("aliases", ())}
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        where = where_of(prefix + key)
+        if key in renamed:
+            warnings.warn(f"{where}: '{key}' is deprecated and will be removed in the next release; "
+                          f"use '{renamed[key]}'", FutureWarning, stacklevel=4)
+            key = renamed[key]
+        if key not in fields:
+            raise UserError(f"{where}: unknown setting (known: {', '.join(sorted(fields))})")
+        old_values = fields[key].metadata.get("value_aliases") or {}
+        if isinstance(value, str) and value in old_values:
+            warnings.warn(f"{where}: {value!r} is deprecated; use {old_values[value]!r}", FutureWarning,
+                          stacklevel=4)
+            value = old_values[value]
+        hint = hints[key]
+        parse = fields[key].metadata.get("parse")
+        if parse is not None and isinstance(value, str) and hint is not str:
+            try:   # a preset may spell a value as its flag does ("all", "0/4")
+                value = parse(value)
+            except (argparse.ArgumentTypeError, ValueError) as exc:
+                raise UserError(f"{where}: {exc}") from None
+        if dataclasses.is_dataclass(hint):
+            if isinstance(value, hint):
+                values[key] = value
+                continue
+            if not isinstance(value, Mapping):
+                raise UserError(f"{where}: expected a mapping of {hint.__name__} keys, got {value!r}")
+            base = values.get(key)
+            if base is None:
+                field = fields[key]
+                base = field.default if field.default is not dataclasses.MISSING else hint()
+            inner = _read_section(hint, value, where_of, prefix=f"{prefix}{key}.")
+            values[key] = dataclasses.replace(base, **inner)
+            continue
+        values[key] = _coerce(value, hint, where)
+    return values
 
 
 def config_to_dict(config: Any) -> dict:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 
 from datasetgan.core.errors import UserError
@@ -24,6 +26,14 @@ def resolve_device(name: str | None, flag: str = "--device") -> torch.device:
 
 def adam_kwargs(device: torch.device) -> dict:
     """``torch.optim.Adam`` implementation flags for ``device``: the fused kernel (one
-    pass over all parameters; on a CPU about 4.5x faster than the default loop) where
+    pass over all parameters; on a CPU several times faster than the default loop) where
     torch has it, the multi-tensor loop elsewhere. Same algorithm either way."""
     return {"fused": True} if device.type in ("cpu", "cuda") else {"foreach": True}
+
+
+# The one spelling of ``--precision`` in every command. What ``auto`` means is each stage's
+# choice (its help says): bfloat16 where it is both fast and safe there, float32 elsewhere.
+Precision = Literal["auto", "float32", "bfloat16"]
+PRECISIONS: tuple[str, ...] = ("auto", "float32", "bfloat16")
+# Spellings of earlier releases (train-gan --precision bf16/fp32), accepted with a warning.
+OLD_PRECISIONS = {"bf16": "bfloat16", "fp32": "float32"}

@@ -77,7 +77,7 @@ def _hsv_to_rgb(h: float, s: float, v: float) -> tuple[float, float, float]:
 
 def colourize(labels: np.ndarray, palette: Sequence[Sequence[int]]) -> np.ndarray:
     """``[H, W]`` class ids -> ``[H, W, 3]`` uint8 colours; id 255, unlabelled pixels
-    (``core.labels.IGNORE``) unless the palette has a colour for it, is white."""
+    (``datasetgan.labels.IGNORE``) unless the palette has a colour for it, is white."""
     lut = np.zeros((256, 3), np.uint8)
     lut[255] = 255
     lut[: len(palette)] = np.asarray(palette, np.uint8)

@@ -4,10 +4,8 @@ glibc's ``malloc`` serves every request above its mmap threshold (at most
 32 MiB, however it adapts) with a fresh ``mmap``, and hands it back to the
 kernel on ``free``. The next tensor of that size then faults in every page
 again, zero-filled by the kernel, which costs more than the arithmetic that
-writes it: on this project's 2-core CPU a 33 MiB ``clone`` took 13 ms
-against 5 ms for the same copy into memory the process already had, and a
-256x256 StyleGAN2 (whose batch-2 activations are 33-68 MiB each) rendered
-about 25% faster once such blocks were kept.
+writes it; a 256x256 StyleGAN2, whose batch-2 activations are tens of MiB
+each, renders markedly faster once such blocks are kept (docs/PERFORMANCE.md).
 
 ``keep_freed_memory`` raises the mmap threshold, so that blocks up to
 ``MMAP_THRESHOLD`` come from the heap and are reused, and raises the trim

@@ -31,6 +31,8 @@ class HtmlReport:
         self.parts.append(f"<p>{html.escape(text)}</p>")
 
     def table(self, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+        """One table. A float shows 4 decimals; a figure that is also printed in the terminal is
+        passed as a string, formatted by the same function as there, so both show the same digits."""
         def cell(v: object, tag: str) -> str:
             text = f"{v:.4f}" if isinstance(v, float) else str(v)
             return f"<{tag}>{html.escape(text)}</{tag}>"

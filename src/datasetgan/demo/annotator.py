@@ -214,10 +214,10 @@ def annotate_folder(model: Annotator, image_dir: str | Path, stems: list[str], o
     palette) and ``out/<stem>.json`` (keypoints). Returns ``out``."""
     from PIL import Image
 
-    from datasetgan.core.images import save_png
-    from datasetgan.demo.domain import PALETTE
+    from datasetgan.demo.domain import label_spec
+    from datasetgan.labels import LabelSpec, write_label_map
 
-    out = Path(out)
+    out, spec = Path(out), LabelSpec.from_dict(label_spec())
     paths = [Path(image_dir) / f"{s}.png" for s in stems]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
@@ -225,7 +225,8 @@ def annotate_folder(model: Annotator, image_dir: str | Path, stems: list[str], o
     images = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths])
     labels, keypoints = annotate(model, images)
     for stem, lab, kp in zip(stems, labels, keypoints):
-        save_png(out / f"{stem}.png", lab, palette=PALETTE)
+        write_label_map(out / f"{stem}.png", lab, spec)
+        # numpy's rounding, not write_keypoints': the committed demo labels and results were made so
         write_json(out / f"{stem}.json", np.round(kp, 3).tolist(), indent=None)
     return out
 

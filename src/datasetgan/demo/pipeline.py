@@ -13,8 +13,8 @@ Thin glue over the stage commands, in the paper's order:
 7. ``evaluate`` both on the rendered faces; write the table, ``results.json``
    and ``report.html``.
 
-Each stage is run through the ``datasetgan`` command itself, so the demo
-exercises exactly what a user runs.
+Each stage is called as a Python function with its own config section of
+``DemoConfig``: the same functions and checks as the stage commands.
 """
 
 from __future__ import annotations
@@ -23,19 +23,27 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from datasetgan.core.config import config_to_dict
+from datasetgan.core.devices import resolve_device
 from datasetgan.core.errors import UserError
 from datasetgan.core.fileio import read_json, write_json
-from datasetgan.core.seeds import parse_seeds
 from datasetgan.demo.config import DemoConfig
 from datasetgan.demo.domain import label_spec
 from datasetgan.demo.render import render_dataset
+from datasetgan.generator import load_generator
+from datasetgan.generator.samples import sample_to_folder
+from datasetgan.interpreter.artifact import Interpreter
+from datasetgan.interpreter.run import train_interpreter
+from datasetgan.labels import load_label_spec
+from datasetgan.segmenter.config import SegmenterTrainingConfig
+from datasetgan.synthesis.run import synthesize
 
 STAGES = ("generator", "sample", "labels", "train-interpreter", "synthesize", "render test set",
           "train-segmenters (DatasetGAN and baseline)", "fine-tune the DatasetGAN segmenter on the labelled samples",
@@ -80,52 +88,83 @@ class Timeline:
         return time.perf_counter() - self.start
 
 
-def _stage_failed(what: str, code: int | None, argv: list[str]) -> UserError:
-    return UserError(f"demo stage '{what}' failed (exit {code}): datasetgan {' '.join(argv)}")
+def _stage_failed(what: str, code: int | None) -> UserError:
+    return UserError(f"demo stage '{what}' failed (exit {code}); its error is printed above")
 
 
-def run_command(argv: list[str], what: str) -> None:
-    """Run one ``datasetgan`` subcommand in-process; a failure stops the demo, naming the stage."""
-    from datasetgan.cli import main
+def train_segmenter(config: SegmenterTrainingConfig, run: Path, device: str, quiet: bool,
+                    data: Path | None = None, images: Path | None = None, labels: Path | None = None,
+                    spec: Path | None = None) -> Path:
+    """``train-segmenter`` from Python: a synthesised data set (``data``) or labelled images."""
+    from datasetgan.segmenter.data import collect_items
+    from datasetgan.segmenter.train import train
 
-    code = main(argv)
-    if code != 0:
-        raise _stage_failed(what, code, argv)
+    items, label_spec = collect_items("segmentation", data=data, images=images, labels=labels, spec=spec)
+    source = {k: str(Path(v).resolve()) for k, v in
+              {"data": data, "images": images, "labels": labels, "spec": spec}.items() if v is not None}
+    return train(items, label_spec, "segmentation", config, run, resolve_device(device), source=source, quiet=quiet)
 
 
-def _run_with_threads(argv: list[str], threads: int) -> None:
-    """A child process of ``run_side_by_side``: one subcommand on ``threads`` torch threads."""
-    from datasetgan.cli import main
-
+def _job_in_child(job: Job, threads: int) -> None:
+    """A child process of ``run_side_by_side``: one job on ``threads`` torch threads."""
     torch.set_num_threads(threads)
-    sys.exit(main(argv))
+    try:
+        job.run()
+    except UserError as exc:
+        print(f"datasetgan demo ({job.what}): error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(0)
 
 
-def run_side_by_side(jobs: list[tuple[list[str], str]], threads: int) -> None:
-    """Run ``(argv, what)`` subcommands at once, each in its own process on ``threads`` torch threads.
+@dataclass(frozen=True)
+class Job:
+    """A stage that ``run_side_by_side`` can run in a child process: a picklable call."""
+
+    what: str
+    function: Callable[..., object]
+    kwargs: dict
+
+    def run(self) -> object:
+        return self.function(**self.kwargs)
+
+
+def run_side_by_side(jobs: list[Job], threads: int) -> None:
+    """Run jobs at once, each in its own process on ``threads`` torch threads.
 
     Two small training runs on one thread each use a 2-core CPU better than
-    one after the other on two threads: the demo's segmenters train at about
-    24 images/s each side by side against 35 images/s for one on both cores
-    (a 2-core Xeon; 63 against 89 on a 2-core EPYC with AVX-512).
+    one after the other on two threads (docs/PERFORMANCE.md).
     A failure (or Ctrl-C) stops every job; the error names the stage.
     """
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")   # no forked copy of the parent's torch thread pools
-    procs = [(ctx.Process(target=_run_with_threads, args=(argv, threads)), argv, what) for argv, what in jobs]
+    procs = [(ctx.Process(target=_job_in_child, args=(job, threads)), job) for job in jobs]
     try:
-        for proc, _, _ in procs:
+        for proc, _ in procs:
             proc.start()
-        for proc, argv, what in procs:
+        for proc, job in procs:
             proc.join()
             if proc.exitcode != 0:
-                raise _stage_failed(what, proc.exitcode, argv)
+                raise _stage_failed(job.what, proc.exitcode)
     finally:
-        for proc, _, _ in procs:
+        for proc, _ in procs:
             if proc.is_alive():
                 proc.terminate()
             proc.join()
+
+
+def evaluate_run(run: Path, test: Path, out: Path, predictions: Path, device: torch.device, quiet: bool) -> dict:
+    """``evaluate`` from Python: a segmenter run's last checkpoint on the rendered test faces."""
+    from datasetgan.evaluation.evaluate import evaluate, save_predictions
+    from datasetgan.evaluation.report import write_outputs
+    from datasetgan.segmenter.data import collect_items
+
+    items, spec = collect_items("segmentation", images=test / "images", labels=test / "labels",
+                                spec=test / "spec.json")
+    ev = evaluate(run, items, spec, device, quiet=quiet)
+    write_outputs(out, ev, items, spec, title=f"Evaluation of {run.name}")
+    save_predictions(predictions, ev, items, spec)
+    return ev.metrics
 
 
 def tiny_random_generator(out: Path, seed: int = 0) -> Path:
@@ -180,7 +219,7 @@ def make_labels(cfg: DemoConfig, samples: Path, out: Path, seeds: list[int]) -> 
         shutil.copytree(src, labels_dir, dirs_exist_ok=True)
         return labels_dir
     if cfg.labels == "" and cfg.generator == "" and bundled_labels_fit(bundled("demo_labels"), bundled("demo_generator"),
-                                                                        seeds, cfg.truncation):
+                                                                        seeds, cfg.labelled.truncation):
         shutil.copytree(bundled("demo_labels") / "labels", labels_dir, dirs_exist_ok=True)
         return labels_dir
     from datasetgan.demo.annotator import Annotator, AnnotatorConfig, annotate_folder, train_annotator
@@ -233,105 +272,84 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
     write_json(out / "demo_config.json", config_to_dict(cfg))
     spec_path = out / "spec.json"
     write_json(spec_path, label_spec())
-    dev = ["--device", cfg.device]
-    quiet = ["--quiet"] if cfg.quiet else []
+    device = resolve_device(cfg.device)
 
     tl.stage("generator")
     generator = resolve_generator(cfg, out)
 
     tl.stage("sample")
-    seeds = parse_seeds(cfg.labelled_seeds, flag="labelled_seeds")
+    seeds = cfg.labelled.seed_list
     samples = out / "samples"
-    run_command(["sample", "--checkpoint", str(generator), "--seeds", cfg.labelled_seeds,
-                 "--truncation", str(cfg.truncation), "--out", str(samples), *dev], "sample")
+    sample_to_folder(load_generator(generator, device=device), cfg.labelled, samples, generator, quiet=cfg.quiet)
 
     tl.stage("labels")
     labels = make_labels(cfg, samples, out, seeds)
 
     tl.stage("train-interpreter")
     interpreter = out / "interpreter"
-    run_command(["train-interpreter", "--samples", str(samples), "--labels", str(labels), "--spec", str(spec_path),
-                 "--out", str(interpreter), "--task", "segmentation", "--members", str(cfg.members),
-                 "--pixels-per-image", cfg.pixels_per_image, "--class-weight-power", str(cfg.class_weight_power),
-                 "--layers", cfg.interpreter_layers, "--min-epochs", str(cfg.interpreter_epochs),
-                 "--max-epochs", str(cfg.interpreter_epochs), "--batch-size", str(cfg.interpreter_batch_size),
-                 "--lr", str(cfg.interpreter_lr), *dev, *quiet], "train-interpreter")
+    train_interpreter(samples, labels, load_label_spec(spec_path), interpreter, cfg.interpreter, device,
+                      task="segmentation", quiet=cfg.quiet)
 
     tl.stage("synthesize")
     synthetic = out / "synthetic"
-    run_command(["synthesize", "--generator", str(generator), "--interpreter", str(interpreter),
-                 "--n", str(cfg.synth_total), "--out", str(synthetic), "--seed-start", str(cfg.synth_seed_start),
-                 "--truncation", str(cfg.synth_truncation), "--drop-uncertain", str(cfg.drop_uncertain),
-                 "--batch-size", str(cfg.synth_batch_size), *dev,
-                 *(["--ignore-pixels-above", str(cfg.synth_ignore_above)] if cfg.synth_ignore_above is not None else [])],
-                "synthesize")
+    synthesize(load_generator(generator, device=device), Interpreter.load(interpreter, device=device), synthetic,
+               cfg.synthesis_run, device, generator_checkpoint=str(generator), interpreter_dir=str(interpreter),
+               quiet=cfg.quiet)
 
     tl.stage("render test set")
     test = render_dataset(out / "test", cfg.test_images, cfg.test_seed_start, show_progress=not cfg.quiet)
 
-    seg = ["--arch", cfg.arch, "--batch-size", str(cfg.seg_batch_size), "--resolution", str(cfg.seg_resolution),
-           "--decoder", cfg.seg_decoder, "--class-weight-power", str(cfg.seg_class_weight_power),
-           "--zoom-out", str(cfg.seg_zoom_out), *dev]
     tl.stage("train-segmenters (DatasetGAN and baseline)")
     n_synth = len(list((synthetic / "images").glob("*.png")))
     repeats = max(1, round(n_synth / len(seeds))) if cfg.baseline_same_steps else 1
     base_images, base_labels = repeat_labelled(samples / "images", labels, seeds, repeats, out / "baseline_data")
     threads = torch.get_num_threads() // 2
     side_by_side = cfg.seg_side_by_side and cfg.device == "cpu" and threads >= 1
-    dg_epochs, base_epochs = cfg.seg_epochs, cfg.baseline_seg_epochs
+    baseline = cfg.baseline_run
+    labelled = {"images": base_images, "labels": base_labels, "spec": spec_path}
 
-    def datasetgan_job(epochs: int, quiet_flags: list[str]) -> tuple[list[str], str]:
-        return (["train-segmenter", "--data", str(synthetic), "--out", str(out / "segmenter_datasetgan"),
-                 "--epochs", str(epochs), *seg, "--weight-decay", str(cfg.seg_weight_decay), *quiet_flags],
-                "train-segmenter (DatasetGAN)")
+    def datasetgan_job(epochs: int) -> Job:
+        return Job("train-segmenter (DatasetGAN)", train_segmenter,
+                   dict(config=replace(cfg.segmenter, epochs=epochs),
+                        run=out / "segmenter_datasetgan", device=cfg.device, quiet=cfg.quiet, data=synthetic))
 
-    def labelled_job(run: str, epochs: int, quiet_flags: list[str], what: str,
-                     extra: tuple[str, ...] = ()) -> tuple[list[str], str]:
-        """train-segmenter on the labelled samples alone: the baseline, or the fine-tuning."""
-        return (["train-segmenter", "--images", str(base_images), "--labels", str(base_labels),
-                 "--spec", str(spec_path), "--out", str(out / run), "--epochs", str(epochs), *seg, *extra,
-                 *quiet_flags], what)
-
-    baseline_job = labelled_job("segmenter_baseline", base_epochs, ["--quiet"] if side_by_side else quiet,
-                                "train-segmenter (baseline)", ("--weight-decay", str(cfg.baseline_weight_decay)))
-
+    baseline_job = Job("train-segmenter (baseline)", train_segmenter,
+                       dict(config=baseline, run=out / "segmenter_baseline", device=cfg.device,
+                            quiet=cfg.quiet or side_by_side, **labelled))
     if side_by_side:
         # Both take the same steps per epoch, so only the DatasetGAN run shows a progress bar. Once the
         # baseline has its epochs, the DatasetGAN run resumes alone on every thread.
-        run_side_by_side([datasetgan_job(base_epochs, quiet), baseline_job], threads)
-        if dg_epochs > base_epochs:
+        run_side_by_side([datasetgan_job(baseline.epochs), baseline_job], threads)
+        if cfg.segmenter.epochs > baseline.epochs:
             if not cfg.quiet:
-                print(f"baseline done after {base_epochs} epochs; DatasetGAN segmenter goes on alone "
-                      f"to {dg_epochs} epochs on {torch.get_num_threads()} threads", flush=True)
-            run_command(*datasetgan_job(dg_epochs, quiet))
+                print(f"baseline done after {baseline.epochs} epochs; DatasetGAN segmenter goes on alone "
+                      f"to {cfg.segmenter.epochs} epochs on {torch.get_num_threads()} threads", flush=True)
+            datasetgan_job(cfg.segmenter.epochs).run()
     else:
-        run_command(*datasetgan_job(dg_epochs, quiet))
-        run_command(*baseline_job)
+        datasetgan_job(cfg.segmenter.epochs).run()
+        baseline_job.run()
 
     models = ["datasetgan", "baseline"]
     if cfg.finetune_epochs:
-        # The DatasetGAN segmenter goes on for a short while on the 16 labelled samples (the baseline's data):
+        # The DatasetGAN segmenter goes on for a short while on the labelled samples (the baseline's data):
         # their labels are a person's (here the annotator's), crisper than the interpreter's. Its BatchNorm
-        # statistics, from 2,000 synthetic images, stay: 16 images estimate them poorly (--freeze-bn).
+        # statistics, from the synthetic set, stay: a few images estimate them poorly.
         tl.stage("fine-tune the DatasetGAN segmenter on the labelled samples")
-        run_command(*labelled_job("segmenter_finetuned", cfg.finetune_epochs, quiet,
-                                  "fine-tune (the DatasetGAN segmenter)",
-                                  ("--init", str(out / "segmenter_datasetgan"), "--lr", str(cfg.finetune_lr),
-                                   "--freeze-bn")))
+        finetune = replace(cfg.segmenter, epochs=cfg.finetune_epochs, lr=cfg.finetune_lr, weight_decay=0.0,
+                           init=str(out / "segmenter_datasetgan"), freeze_bn=True)
+        train_segmenter(finetune, out / "segmenter_finetuned", cfg.device, cfg.quiet, **labelled)
         models.append("finetuned")
 
     tl.stage("evaluate")
     for name in models:
-        run_command(["evaluate", "--model", str(out / f"segmenter_{name}"), "--images", str(test / "images"),
-                     "--labels", str(test / "labels"), "--spec", str(test / "spec.json"),
-                     "--out", str(out / f"eval_{name}"), "--save-predictions", str(out / "predictions" / name),
-                     *dev, *quiet], f"evaluate ({name})")
+        evaluate_run(out / f"segmenter_{name}", test, out / f"eval_{name}", out / "predictions" / name,
+                     device, cfg.quiet)
 
     tl.stage("report")
     from datasetgan.demo.uncertainty import pick_seeds, write_uncertainty_maps
 
     precision = read_json(synthetic / "dataset.json").get("first_layer_precision", "float32")  # as synthesize's
-    write_uncertainty_maps(generator, interpreter, pick_seeds(synthetic / "manifest.jsonl"), cfg.synth_truncation,
+    write_uncertainty_maps(generator, interpreter, pick_seeds(synthetic / "manifest.jsonl"), cfg.synthesis.truncation,
                            out / "uncertainty", precision=precision)
     results = collect_results(cfg, out, n_synth=n_synth, baseline_repeats=repeats)
     tl.done()

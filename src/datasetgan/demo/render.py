@@ -21,6 +21,7 @@ from datasetgan.demo.domain import (
     BACKGROUND, EAR, EYE, EYEBROW, HAIR, KEYPOINTS, MOUTH, NECK, NOSE, PALETTE, PUPIL,
     RESOLUTION, SKIN, FaceParams, label_spec, sample_params,
 )
+from datasetgan.labels import LabelSpec, write_label_map
 
 SUPERSAMPLE = 2
 
@@ -220,6 +221,7 @@ def render_dataset(out: str | Path, n: int, seed_start: int = 0, batch_size: int
     ``labels/<seed:06d>.png`` (indexed, spec palette), ``labels/<seed:06d>.json``
     (keypoints ``[[x, y, visible], ...]``) and ``spec.json``. Returns ``out``."""
     out = Path(out)
+    spec = LabelSpec.from_dict(label_spec())
     (out / "images").mkdir(parents=True, exist_ok=True)
     if labels:
         (out / "labels").mkdir(parents=True, exist_ok=True)
@@ -231,7 +233,8 @@ def render_dataset(out: str | Path, n: int, seed_start: int = 0, batch_size: int
         for i, s in enumerate(seeds):
             save_png(out / "images" / f"{s:06d}.png", r.images[i])
             if labels:
-                save_png(out / "labels" / f"{s:06d}.png", r.labels[i], palette=PALETTE)
+                write_label_map(out / "labels" / f"{s:06d}.png", r.labels[i], spec)
+                # numpy's rounding, not write_keypoints': the committed demo labels and results were made so
                 write_json(out / "labels" / f"{s:06d}.json", np.round(r.keypoints[i], 3).tolist(), indent=None)
         bar.update(len(seeds))
     bar.close()

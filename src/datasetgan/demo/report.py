@@ -62,11 +62,22 @@ def collect_results(cfg: DemoConfig, out: Path, n_synth: int, baseline_repeats: 
         "synthetic_images": n_synth,
         "test_images": cfg.test_images,
         "baseline_repeats": baseline_repeats,   # each labelled sample listed this often per epoch
-        "datasetgan_epochs": cfg.seg_epochs,
-        "baseline_epochs": cfg.baseline_seg_epochs,
+        "datasetgan_epochs": cfg.segmenter.epochs,
+        "baseline_epochs": cfg.baseline_run.epochs,
         "generator": {"checkpoint": gen.get("checkpoint"), "fingerprint": gen.get("fingerprint")},
         "config": config_to_dict(cfg),
     }
+
+
+def format_miou(value: float, signed: bool = False) -> str:
+    """An mIoU or IoU in percent points as both the terminal table and ``report.html`` show it:
+    one decimal, and a sign for a gain."""
+    return f"{value:+.1f}" if signed else f"{value:.1f}"
+
+
+def format_seconds(value: float) -> str:
+    """A stage's time as the terminal table and ``report.html`` show it: whole seconds."""
+    return f"{value:.0f}"
 
 
 def print_table(results: dict, file=sys.stdout) -> None:
@@ -80,22 +91,24 @@ def print_table(results: dict, file=sys.stdout) -> None:
         rows.append((f"DatasetGAN, then fine-tuned on the {n_lab}", results["finetuned_miou"],
                      results["finetuned_per_class_iou"]))
     width = max(len(r[0]) for r in rows) + 2
-    print(f"\nDeepLabV3 ({results['config']['arch']}), mIoU on {results['test_images']} rendered test faces "
+    print(f"\nDeepLabV3 ({results['config']['segmenter']['arch']}), mIoU on {results['test_images']} rendered test faces "
           f"with exact labels:", file=file)
     print(f"{'Training data':<{width}}{'mIoU':>7}", file=file)
     for name, miou, _ in rows:
-        print(f"{name:<{width}}{miou:>7.1f}", file=file)
-    print(f"{'Gain':<{width}}{results['gain_miou']:>+7.1f}", file=file)
+        print(f"{name:<{width}}{format_miou(miou):>7}", file=file)
+    print(f"{'Gain':<{width}}{format_miou(results['gain_miou'], signed=True):>7}", file=file)
     if "finetuned_miou" in results:
-        print(f"{'Gain, fine-tuned':<{width}}{results['finetuned_gain_miou']:>+7.1f}", file=file)
+        print(f"{'Gain, fine-tuned':<{width}}{format_miou(results['finetuned_gain_miou'], signed=True):>7}",
+              file=file)
     print(file=file)
     header = "".join(f"{c[:8]:>9}" for c in CLASSES)
     print(f"{'per-class IoU':<{width}}{header}", file=file)
     for name, _, per in rows:
-        print(f"{name[:width - 2]:<{width}}" + "".join(f"{per.get(c, float('nan')):>9.1f}" for c in CLASSES), file=file)
+        print(f"{name[:width - 2]:<{width}}" + "".join(f"{format_miou(per.get(c, float('nan'))):>9}"
+                                                      for c in CLASSES), file=file)
     secs = results.get("seconds", {})
     if "total" in secs:
-        print(f"\npipeline time: {secs['total']:.0f} s", file=file)
+        print(f"\npipeline time: {format_seconds(secs['total'])} s", file=file)
 
 
 def _zoom(img: np.ndarray) -> np.ndarray:
@@ -122,28 +135,29 @@ def write_report(out: Path, results: dict, uncertainty_examples: int = 8) -> Non
     fig.mkdir(exist_ok=True)
     rep = HtmlReport("datasetgan demo: stylised faces")
     n_lab, n_syn = results["labelled_images"], results["synthetic_images"]
-    rep.paragraph(f"DeepLabV3 ({results['config']['arch']}) trained on {n_syn} images synthesised by DatasetGAN "
+    rep.paragraph(f"DeepLabV3 ({results['config']['segmenter']['arch']}) trained on {n_syn} images synthesised by DatasetGAN "
                   f"from {n_lab} labelled generated samples, against the same network trained on those "
                   f"{n_lab} samples alone. mIoU on {results['test_images']} rendered faces with exact labels "
                   f"(percent, background included).")
     rep.table(["Training data", "mIoU"], [
-        [f"{n_lab} labelled samples (baseline)", results["baseline_miou"]],
-        [f"DatasetGAN, {n_syn} synthetic", results["datasetgan_miou"]],
-        ["Gain", results["gain_miou"]],
-        *([[f"DatasetGAN, then fine-tuned on the {n_lab} labelled samples", results["finetuned_miou"]],
-           ["Gain, fine-tuned", results["finetuned_gain_miou"]]] if "finetuned_miou" in results else [])])
+        [f"{n_lab} labelled samples (baseline)", format_miou(results["baseline_miou"])],
+        [f"DatasetGAN, {n_syn} synthetic", format_miou(results["datasetgan_miou"])],
+        ["Gain", format_miou(results["gain_miou"], signed=True)],
+        *([[f"DatasetGAN, then fine-tuned on the {n_lab} labelled samples", format_miou(results["finetuned_miou"])],
+           ["Gain, fine-tuned", format_miou(results["finetuned_gain_miou"], signed=True)]]
+          if "finetuned_miou" in results else [])])
     rep.heading("Per-class IoU")
     columns = [("baseline", "baseline_per_class_iou"), ("DatasetGAN", "datasetgan_per_class_iou"),
                ("DatasetGAN, fine-tuned", "finetuned_per_class_iou")]
     columns = [(name, key) for name, key in columns if key in results]
     rep.table(["class", *(name for name, _ in columns)],
-              [[c, *(results[key].get(c, float("nan")) for _, key in columns)] for c in CLASSES])
+              [[c, *(format_miou(results[key].get(c, float("nan"))) for _, key in columns)] for c in CLASSES])
     samples = sorted((out / "samples" / "images").glob("*.png"))
     if (out / "samples" / "grid.png").exists():
         shutil.copy(out / "samples" / "grid.png", fig / "samples_grid.png")
         rep.heading("Generated samples")
         rep.image("report/samples_grid.png", "samples of the demo generator (truncation "
-                  f"{results['config']['truncation']})")
+                  f"{results['config']['labelled']['truncation']})")
     labelled = [p for p in samples if (out / "labels" / f"{p.stem}.png").exists()]
     if labelled:
         save_png(fig / "labelled.png", _overlay_sheet(labelled, [out / "labels" / f"{p.stem}.png" for p in labelled]))
@@ -183,5 +197,5 @@ def write_report(out: Path, results: dict, uncertainty_examples: int = 8) -> Non
     secs = results.get("seconds", {})
     if secs:
         rep.heading("Time per stage (seconds)")
-        rep.table(["stage", "seconds"], [[k, float(v)] for k, v in secs.items()])
+        rep.table(["stage", "seconds"], [[k, format_seconds(float(v))] for k, v in secs.items()])
     rep.write(out / "report.html")

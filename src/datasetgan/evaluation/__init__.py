@@ -1,1 +1,1 @@
-"""Scoring downstream models on real labelled images: metrics, cross-validation, reports, importers."""
+"""Scoring downstream models on real labelled images: metrics, cross-validation, reports."""

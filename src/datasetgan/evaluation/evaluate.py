@@ -16,12 +16,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 from datasetgan.core.errors import CheckpointError, UserError
-from datasetgan.core.images import save_png
-from datasetgan.core.labels import IGNORE, LabelSpec, read_label_map
 from datasetgan.core.progress import progress
 from datasetgan.evaluation import metrics as M
+from datasetgan.evaluation.config import EvaluationConfig
 from datasetgan.evaluation.cv import cross_validate, kfold_splits, most_chosen, summarize
-from datasetgan.segmenter.data import Item
+from datasetgan.labels import IGNORE, Item, LabelSpec, read_label_map, write_label_map
 from datasetgan.segmenter.keypoints import decode_keypoints, rescale_keypoints
 from datasetgan.segmenter.models import load_checkpoint
 from datasetgan.segmenter.train import list_epochs
@@ -128,17 +127,17 @@ class Evaluation:
 
 
 def evaluate(model_path: str | Path, items: list[Item], spec: LabelSpec, device: torch.device,
-             cv_folds: int | None = None, cv_seed: int = 0, batch_size: int = 8, every: int = 1,
-             quiet: bool = False) -> Evaluation:
-    """Score every checkpoint of ``model_path`` on ``items``; with ``cv_folds``, k-fold selection over them.
+             config: EvaluationConfig | None = None, quiet: bool = False) -> Evaluation:
+    """Score every checkpoint of ``model_path`` on ``items``; with ``config.cv_folds``, k-fold selection
+    over them.
 
     Without cross-validation the last checkpoint is scored on all images.
-    ``every`` keeps every n-th checkpoint, counted back from the last one.
+    ``config.checkpoint_every`` keeps every n-th checkpoint, counted back from the last one.
     """
+    config = config or EvaluationConfig()
+    cv_folds, cv_seed, batch_size = config.cv_folds, config.cv_seed, config.batch_size
     ckpts = resolve_checkpoints(model_path)
-    if every < 1:
-        raise UserError(f"--checkpoint-every {every}: must be at least 1")
-    ckpts = ckpts[::-1][::every][::-1]
+    ckpts = ckpts[::-1][::config.checkpoint_every][::-1]
     _, model_spec, meta = load_checkpoint(ckpts[-1])
     task, resolution = meta["model"]["task"], int(meta["model"]["resolution"])
     check_spec(model_spec, spec, task, str(model_path))
@@ -218,6 +217,6 @@ def save_predictions(folder: str | Path, evaluation: Evaluation, items: list[Ite
     folder.mkdir(parents=True, exist_ok=True)
     for item, pred in zip(items, evaluation.predictions):
         if evaluation.task == "segmentation":
-            save_png(folder / f"{item.stem}.png", pred, palette=spec.palette)
+            write_label_map(folder / f"{item.stem}.png", pred, spec)
         else:
             write_json(folder / f"{item.stem}.json", [[float(x), float(y), 1] for x, y, _ in pred], indent=None)

@@ -9,12 +9,18 @@ from PIL import Image, ImageDraw
 
 from datasetgan.core.fileio import write_json
 from datasetgan.core.images import heatmap, overlay, save_png
-from datasetgan.core.labels import LabelSpec
 from datasetgan.core.report import HtmlReport
 from datasetgan.evaluation.evaluate import Evaluation
+from datasetgan.labels import LabelSpec
 
 SHOW = 4          # best and worst images shown in the report
 THUMB = 192       # longest side of a report thumbnail
+
+
+def percent(fraction: float, digits: int = 2) -> str:
+    """A score in [0, 1] (IoU, PCK, accuracy) as ``report.html`` shows it: percent with ``digits``
+    decimals, the precision ``evaluate`` prints (4 decimals of the fraction)."""
+    return f"{100 * fraction:.{digits}f}"
 
 
 def confusion_png(confusion: np.ndarray, cell: int = 24) -> np.ndarray:
@@ -56,22 +62,23 @@ def write_outputs(out: str | Path, ev: Evaluation, items: list, spec: LabelSpec,
         write_json(out / "confusion_matrix.json", {"classes": list(spec.classes), "rows": "true class",
                                                    "columns": "predicted class", "matrix": m["confusion_matrix"]})
         save_png(out / "confusion_matrix.png", confusion_png(ev.confusion))
-        headline = f"mIoU {100 * m['miou']:.2f}"
+        headline = f"mIoU {percent(m['miou'])}"
         if "cv" in m:
-            headline += f" ± {100 * m['miou_std']:.2f} ({m['cv']['folds']}-fold CV over checkpoints)"
+            headline += f" ± {percent(m['miou_std'])} ({m['cv']['folds']}-fold CV over checkpoints)"
     else:
-        headline = (f"PCK@0.05 {100 * m['pck_0.05']:.2f}, PCK@0.1 {100 * m['pck_0.1']:.2f}, "
+        headline = (f"PCK@0.05 {percent(m['pck_0.05'])}, PCK@0.1 {percent(m['pck_0.1'])}, "
                     f"mean L2 {m['mean_l2']:.2f} px")
     report.paragraph(f"{headline}; {m['num_images']} images; shown checkpoint: {m['checkpoint']}.")
     if ev.task == "segmentation":
         report.heading("Per-class IoU")
-        report.table(["class", "IoU"], [(c, 100 * v) for c, v in m["per_class_iou"].items()])
+        report.table(["class", "IoU"], [(c, percent(v)) for c, v in m["per_class_iou"].items()])
         report.heading("Confusion matrix (rows: truth, row-normalised)")
         report.image("confusion_matrix.png", ", ".join(f"{i}={c}" for i, c in enumerate(spec.classes)))
     if "cv" in m:
         report.heading("Cross-validation folds")
         report.table(["fold", "checkpoint", "selection score", "score"],
-                     [(f["fold"], f["checkpoint"], f["select_score"], f["score"]) for f in m["cv"]["per_fold"]])
+                     [(f["fold"], f["checkpoint"], percent(f["select_score"]), percent(f["score"]))
+                      for f in m["cv"]["per_fold"]])
     order = np.argsort(ev.image_scores, kind="stable")
     picks = [("Best", order[::-1][:SHOW]), ("Worst", order[:SHOW])]
     for name, idx in picks:
@@ -81,10 +88,10 @@ def write_outputs(out: str | Path, ev: Evaluation, items: list, spec: LabelSpec,
             if ev.task == "segmentation":
                 panel = np.concatenate([_thumb(image), _thumb(overlay(image, test.labels[i], spec.palette)),
                                         _thumb(overlay(image, ev.predictions[i], spec.palette))], axis=1)
-                caption = f"{items[i].stem}: {100 * ev.image_scores[i]:.1f} (image | truth | prediction)"
+                caption = f"{items[i].stem}: {percent(ev.image_scores[i], 1)} (image | truth | prediction)"
             else:
                 panel = _thumb(_draw_points(image, test.keypoints[i], ev.predictions[i]))
-                caption = f"{items[i].stem}: {100 * ev.image_scores[i]:.1f} (green truth, red prediction)"
+                caption = f"{items[i].stem}: {percent(ev.image_scores[i], 1)} (green truth, red prediction)"
             rel = f"images/{name.lower()}_{items[i].stem}.png"
             save_png(out / rel, panel)
             report.image(rel, caption)

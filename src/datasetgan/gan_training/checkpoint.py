@@ -1,7 +1,9 @@
 """Run folders and resumable snapshots in the project's own format (no pickles).
 
-A run folder ``RUNS/00003-<name>/`` holds ``training_options.json``,
-``stats.jsonl``, sample grids and ``snapshots/kimg-000012.288/``. A snapshot is
+A run folder (``train-gan --out RUN``) holds ``training_options.json``,
+``stats.jsonl``, sample grids and ``snapshots/kimg-000012.288/``. (Earlier
+releases numbered run folders under a parent, ``RUNS/00003-<name>/``; the
+deprecated ``--outdir RUNS`` still does.) A snapshot is
 
 - ``G_ema/``, ``G/``: ``config.json`` + ``model.safetensors`` (``Generator.save_pretrained``);
   ``load_generator(snapshot)`` reads ``G_ema``.
@@ -19,18 +21,17 @@ snapshot folder is complete or absent.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Mapping
 
 import torch
-from safetensors.torch import save_file
 
 from datasetgan.core.errors import CheckpointError, UserError
-from datasetgan.core.fileio import atomic_path, write_json
-from datasetgan.core.weights import read_weights
+from datasetgan.core.fileio import write_json
+from datasetgan.core.training_state import (atomic_dir, load_optimizer, load_state, optimizer_tensors, prefixed,
+                                            restore_rng, rng_tensors, save_state, unprefixed)
 
 FORMAT = "datasetgan.train-gan-snapshot"
 FORMAT_VERSION = 1
@@ -44,7 +45,7 @@ def snapshot_name(nimg: int) -> str:
 
 
 def new_run_dir(out: str | Path, name: str) -> Path:
-    """Create ``out/<next id>-<name>`` (ids one above the highest present)."""
+    """Create ``out/<next id>-<name>`` (ids one above the highest present): the layout of ``--outdir``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ids = [int(m.group(1)) for p in out.iterdir() if p.is_dir() and (m := _RUN_RE.match(p.name))]
@@ -67,18 +68,42 @@ def list_snapshots(run_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: float(_SNAP_RE.match(p.name).group(1)))
 
 
-def find_resume(spec: str, out: str | Path) -> Path:
-    """``latest`` -> the newest snapshot of the newest run in ``out`` that has one;
+def numbered_runs(parent: str | Path) -> list[Path]:
+    """Run folders ``<5 digits>-<name>`` in ``parent`` (the layout of ``--outdir``), newest first."""
+    parent = Path(parent)
+    if not parent.is_dir():
+        return []
+    runs = [p for p in parent.iterdir() if p.is_dir() and _RUN_RE.match(p.name)
+            and ((p / "training_options.json").is_file() or (p / "snapshots").is_dir())]
+    return sorted(runs, key=lambda p: int(_RUN_RE.match(p.name).group(1)), reverse=True)
+
+
+def holds_old_layout(folder: str | Path) -> bool:
+    """``folder`` is no run itself but the parent of numbered run folders (``--out`` of earlier releases)."""
+    folder = Path(folder)
+    return (not (folder / "training_options.json").is_file() and not (folder / "snapshots").is_dir()
+            and bool(numbered_runs(folder)))
+
+
+def old_layout_hint(folder: str | Path) -> str:
+    """For errors about ``--out folder``: what to give instead when it holds numbered run folders."""
+    if not holds_old_layout(folder):
+        return ""
+    newest = numbered_runs(folder)[0]
+    return (f"; it holds numbered run folders, as --out did before it became the run folder itself: "
+            f"--out {newest} continues the newest, --outdir {folder} (deprecated) keeps the old layout")
+
+
+def find_resume(spec: str, run: str | Path | None) -> Path:
+    """``latest`` -> the newest snapshot of the run folder ``run`` (``--out``);
     a run folder -> its newest snapshot; a snapshot folder -> itself."""
     if spec == "latest":
-        out = Path(out)
-        runs = sorted((p for p in out.iterdir() if p.is_dir() and _RUN_RE.match(p.name)),
-                      key=lambda p: int(_RUN_RE.match(p.name).group(1)), reverse=True) if out.is_dir() else []
-        for run in runs:
-            snaps = list_snapshots(run)
-            if snaps:
-                return snaps[-1]
-        raise UserError(f"--resume latest: no run with a snapshot in {out}")
+        if run is None:
+            raise UserError("--resume latest: needs --out RUN, the run folder to continue")
+        snaps = list_snapshots(Path(run))
+        if snaps:
+            return snaps[-1]
+        raise UserError(f"--resume latest: no snapshot in {run}{old_layout_hint(run)}")
     path = Path(spec)
     if not path.exists():
         raise UserError(f"--resume {spec}: not found")
@@ -88,7 +113,18 @@ def find_resume(spec: str, out: str | Path) -> Path:
         snaps = list_snapshots(path)
         if snaps:
             return snaps[-1]
-    raise UserError(f"--resume {spec}: not a train-gan snapshot (no state.json) nor a run folder with snapshots")
+    raise UserError(f"--resume {spec}: not a train-gan snapshot (no state.json) nor a run folder with snapshots"
+                    f"{old_layout_hint(path)}")
+
+
+def newest_in_runs(parent: str | Path) -> Path:
+    """The newest snapshot of the newest numbered run in ``parent`` that has one (``--outdir PARENT
+    --resume latest``, deprecated)."""
+    for run in numbered_runs(parent):
+        snaps = list_snapshots(run)
+        if snaps:
+            return snaps[-1]
+    raise UserError(f"--resume latest: no run with a snapshot in {parent}")
 
 
 def read_state(snapshot: Path) -> dict:
@@ -105,38 +141,21 @@ def read_state(snapshot: Path) -> dict:
     return state
 
 
-def optimizer_tensors(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    """Adam state as flat tensors ``<prefix>.<i>.<name>`` plus its JSON-ready param groups."""
-    sd = opt.state_dict()
-    tensors = {}
-    for i, st in sd["state"].items():
-        for k, v in st.items():
-            t = v if torch.is_tensor(v) else torch.tensor(v)
-            tensors[f"{prefix}.{i}.{k}"] = t.detach().cpu().contiguous()
-    return tensors, {"param_groups": sd["param_groups"]}
+def optimizers_to_tensors(opts: Mapping[str, torch.optim.Optimizer]) -> tuple[dict[str, torch.Tensor], dict]:
+    """Every optimiser's state as tensors ``<name>.<i>.<state>`` and its param groups by name
+    (``state.json``'s ``optim``)."""
+    tensors, meta = {}, {}
+    for name, opt in opts.items():
+        tensors_of, meta[name] = optimizer_tensors(name, opt)
+        tensors.update(tensors_of)
+    return tensors, meta
 
 
-def load_optimizer(opt: torch.optim.Optimizer, prefix: str, tensors: dict[str, torch.Tensor],
-                   meta: dict, source: Path) -> None:
-    state: dict[int, dict[str, Any]] = {}
-    for key, t in tensors.items():
-        if not key.startswith(prefix + "."):
-            continue
-        _, i, name = key.split(".", 2)
-        state.setdefault(int(i), {})[name] = t
-    groups = meta["param_groups"]
-    try:
-        opt.load_state_dict({"state": state, "param_groups": groups})
-    except (ValueError, KeyError) as exc:
-        raise CheckpointError(source, f"optimiser state {prefix!r} does not fit ({exc})") from None
-    # Saved moments are contiguous; a channels-last parameter (D on CUDA) needs its moments in its
-    # own layout, or the fused Adam kernel refuses the step.
-    for group in opt.param_groups:
-        for param in group["params"]:
-            moments = opt.state.get(param, {})
-            for name, value in moments.items():
-                if value.shape == param.shape and value.stride() != param.stride():
-                    moments[name] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+def load_optimizers(opts: Mapping[str, torch.optim.Optimizer], tensors: Mapping[str, torch.Tensor],
+                    meta: Mapping[str, dict], snapshot: Path) -> None:
+    """Put back what ``optimizers_to_tensors`` gave."""
+    for name, opt in opts.items():
+        load_optimizer(opt, name, tensors, meta[name], snapshot)
 
 
 def write_snapshot(run_dir: Path, name: str, nets: dict[str, torch.nn.Module], opt_tensors: dict[str, torch.Tensor],
@@ -148,22 +167,14 @@ def write_snapshot(run_dir: Path, name: str, nets: dict[str, torch.nn.Module], o
     several processes, the other ranks have already put their ``rng-rank<r>`` files in ``tmp``.
     """
     final = run_dir / "snapshots" / name
-    tmp = tmp or temp_snapshot_dir(run_dir, name)
-    tmp.mkdir(parents=True, exist_ok=True)
-    for key, net in nets.items():
-        net.save_pretrained(tmp / key)
-    save_file(opt_tensors, str(tmp / "optim.safetensors"))
-    for rank, tensors in (rng_files or {}).items():
-        save_file(tensors, str(tmp / f"rng-rank{rank}.safetensors"))
-    write_json(tmp / "state.json", {"format": FORMAT, "version": FORMAT_VERSION, **state})
-    if final.exists():
-        # Resumed from an older snapshot and reached the same count again: replace it.
-        old = final.with_name(f".old-{name}-{os.getpid()}")
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
+    # Resumed from an older snapshot and reached the same count again: it is replaced.
+    with atomic_dir(final, tmp or temp_snapshot_dir(run_dir, name)) as tmp:
+        for key, net in nets.items():
+            net.save_pretrained(tmp / key)
+        save_state(tmp / "optim.safetensors", opt_tensors)
+        for rank, tensors in (rng_files or {}).items():
+            save_state(tmp / f"rng-rank{rank}.safetensors", tensors)
+        write_json(tmp / "state.json", {"format": FORMAT, "version": FORMAT_VERSION, **state})
     return final
 
 
@@ -171,32 +182,26 @@ def temp_snapshot_dir(run_dir: Path, name: str) -> Path:
     return run_dir / "snapshots" / f".tmp-{name}"
 
 
-def rng_state(device: torch.device, local: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+def rank_rng(device: torch.device, local: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """This process's RNG states as uint8 tensors, plus its ``local`` accumulators (``local.<name>``)."""
-    out = {"cpu": torch.get_rng_state()}
-    if device.type == "cuda":
-        out["cuda"] = torch.cuda.get_rng_state(device)
-    for k, v in (local or {}).items():
-        out[f"local.{k}"] = v.detach().cpu().reshape(-1).contiguous()
-    return out
+    local = {k: v.detach().cpu().reshape(-1) for k, v in (local or {}).items()}
+    return {**rng_tensors(device), **prefixed("local.", local)}
 
 
-def save_rng(path: Path, device: torch.device, local: dict[str, torch.Tensor] | None = None) -> None:
-    with atomic_path(path) as tmp:
-        save_file(rng_state(device, local), str(tmp))
+def save_rank_rng(path: Path, device: torch.device, local: dict[str, torch.Tensor] | None = None) -> None:
+    """``rank_rng`` to ``path`` (``rng-rank<r>.safetensors``)."""
+    save_state(path, rank_rng(device, local))
 
 
-def restore_rng(snapshot: Path, rank: int, device: torch.device) -> dict[str, torch.Tensor] | None:
+def restore_rank_rng(snapshot: Path, rank: int, device: torch.device) -> dict[str, torch.Tensor] | None:
     """Restore this rank's RNG and return its local accumulators; ``None`` when the snapshot
     has no file for this rank (it was written by another number of processes)."""
     path = snapshot / f"rng-rank{rank}.safetensors"
     if not path.is_file():
         return None
-    tensors = read_weights(path)
-    torch.set_rng_state(tensors["cpu"])
-    if device.type == "cuda" and "cuda" in tensors:
-        torch.cuda.set_rng_state(tensors["cuda"], device)
-    return {k.removeprefix("local."): v for k, v in tensors.items() if k.startswith("local.")}
+    tensors, _ = load_state(path)
+    restore_rng(tensors, device)
+    return unprefixed("local.", tensors)
 
 
 def prune_snapshots(run_dir: Path, keep: int) -> None:

@@ -28,8 +28,8 @@ from datasetgan.core.weights import read_weights
 from datasetgan.gan_training import checkpoint as ckpt
 from datasetgan.gan_training import distributed as ddp
 from datasetgan.gan_training.augment import AdaController, AdaptiveAugment, build_augment
-from datasetgan.gan_training.config import (TrainConfig, check_config, discriminator_config,
-                                            generator_config, resolve)
+from datasetgan.gan_training.config import (GanTrainingConfig, check_architecture, check_world_size,
+                                            discriminator_config, generator_config, resolve)
 from datasetgan.gan_training.dataset import BatchSource, DataOrder, ImageDataset, load_dataset
 from datasetgan.gan_training.discriminator import Discriminator
 from datasetgan.gan_training.losses import LossContext
@@ -41,7 +41,7 @@ class TrainingInterrupted(Interrupted):
     """Raised after SIGINT/SIGTERM once a resumable snapshot has been written."""
 
 
-def make_optimizer(module: torch.nn.Module, cfg: TrainConfig, reg_interval: int | None,
+def make_optimizer(module: torch.nn.Module, cfg: GanTrainingConfig, reg_interval: int | None,
                    device: torch.device) -> torch.optim.Adam:
     """Adam with NVIDIA's lazy-regularisation compensation of lr and betas."""
     lr, b1, b2 = cfg.lr, cfg.beta1, cfg.beta2
@@ -51,13 +51,13 @@ def make_optimizer(module: torch.nn.Module, cfg: TrainConfig, reg_interval: int 
     return torch.optim.Adam(module.parameters(), lr=lr, betas=(b1, b2), eps=cfg.eps, **adam_kwargs(device))
 
 
-def _autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
-    if cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda"):
+def _autocast_dtype(cfg: GanTrainingConfig, device: torch.device) -> torch.dtype | None:
+    if cfg.precision == "bfloat16" or (cfg.precision == "auto" and device.type == "cuda"):
         return torch.bfloat16
     return None
 
 
-def build_networks(cfg: TrainConfig, device: torch.device) -> tuple[Generator, Generator, Discriminator]:
+def build_networks(cfg: GanTrainingConfig, device: torch.device) -> tuple[Generator, Generator, Discriminator]:
     """Fresh G, G_ema (a frozen copy) and D, seeded by ``cfg.seed``."""
     torch.manual_seed(cfg.seed)
     G = Generator(generator_config(cfg)).train().requires_grad_(False).to(device)
@@ -85,7 +85,7 @@ class _State:
     tick: int = 0
 
 
-def _build_state(cfg: TrainConfig, device: torch.device, num_images: int) -> _State:
+def _build_state(cfg: GanTrainingConfig, device: torch.device, num_images: int) -> _State:
     """Fresh networks, optimisers and augmentation, at kimg 0."""
     G, G_ema, D = build_networks(cfg, device)
     if cfg.channels_last and device.type == "cuda":
@@ -98,7 +98,7 @@ def _build_state(cfg: TrainConfig, device: torch.device, num_images: int) -> _St
     ada = AdaController(augment, cfg.ada_target, cfg.ada_interval, cfg.ada_kimg) \
         if isinstance(augment, AdaptiveAugment) and cfg.ada_target > 0 else None
     return _State(G=G, G_ema=G_ema, D=D, opt_G=opt_G, opt_D=opt_D, augment=augment, ada=ada,
-                  pl_mean=torch.zeros([], device=device), order=DataOrder(num_images, cfg.seed, cfg.mirror))
+                  pl_mean=torch.zeros([], device=device), order=DataOrder(num_images, cfg.seed, cfg.flip))
 
 
 def save_grid(G_ema: Generator, z: torch.Tensor, path: Path, batch: int = 32) -> None:
@@ -108,32 +108,42 @@ def save_grid(G_ema: Generator, z: torch.Tensor, path: Path, batch: int = 32) ->
     save_png(path, grid(list(np.concatenate(imgs)), columns=min(8, z.shape[0])))
 
 
-def default_run_name(cfg: TrainConfig) -> str:
+def default_run_name(cfg: GanTrainingConfig) -> str:
+    """``<data name>-<resolution>``: the name of a numbered run folder (deprecated ``--outdir``)."""
     stem = Path(cfg.data.rstrip("/")).stem or "data"
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stem)[:40]
-    return cfg.name or f"{safe}-{cfg.resolution}"
+    return f"{safe}-{cfg.resolution}"
 
 
-def train(cfg: TrainConfig, resume: Path | None = None, quiet: bool = False,
-          dataset: ImageDataset | None = None) -> Path:
-    """Train a StyleGAN2 as ``cfg`` says; return the run folder.
+def train(cfg: GanTrainingConfig, out: str | Path, resume: Path | None = None, quiet: bool = False,
+          dataset: ImageDataset | None = None, *, numbered: str | None = None) -> Path:
+    """Train a StyleGAN2 as ``cfg`` says in the run folder ``out``; return the run folder.
 
-    ``resume`` is a snapshot folder (see ``checkpoint.find_resume``); its run
-    folder is continued. Raises ``TrainingInterrupted`` after writing a
-    snapshot when SIGINT/SIGTERM arrives.
+    A run folder that holds snapshots is continued from its newest; ``resume``
+    (a snapshot folder, see ``checkpoint.find_resume``) names another one to continue
+    from. Either way the snapshot must have ``cfg``'s architecture. ``numbered``
+    keeps the layout of earlier releases (``--outdir``, deprecated): ``out`` is a
+    parent folder, and process 0 creates a new run folder ``out/<next id>-<numbered>``
+    in it. Raises ``TrainingInterrupted`` after writing a snapshot when SIGINT/SIGTERM
+    arrives.
     """
     info = ddp.init_distributed(cfg.device)
     try:
         with StopFlag() as stop:
-            return _train(cfg, resume, quiet, dataset, info, stop)
+            return _train(cfg, Path(out), resume, numbered, quiet, dataset, info, stop)
     finally:
         ddp.shutdown(info)
 
 
-def _train(cfg: TrainConfig, resume: Path | None, quiet: bool, dataset: ImageDataset | None,
-           info: ddp.DistInfo, stop: StopFlag) -> Path:
-    check_config(cfg, info.world_size)
+def _train(cfg: GanTrainingConfig, out: Path, resume: Path | None, numbered: str | None, quiet: bool,
+           dataset: ImageDataset | None, info: ddp.DistInfo, stop: StopFlag) -> Path:
+    check_world_size(cfg, info.world_size)
     cfg = resolve(cfg)
+    if resume is None and numbered is None:
+        snapshots = ckpt.list_snapshots(out)
+        resume = snapshots[-1] if snapshots else None
+    if resume is None and numbered is None and ckpt.holds_old_layout(out):
+        raise UserError(f"--out {out}: not a run folder{ckpt.old_layout_hint(out)}")
     device = resolve_device(cfg.device) if not info.enabled or cfg.device == "cpu" else (
         torch.device("cuda", info.local_rank) if torch.cuda.is_available() else torch.device("cpu"))
     # ``warn`` is printed even with ``quiet`` (skipped files, interruption); only by rank 0.
@@ -147,11 +157,16 @@ def _train(cfg: TrainConfig, resume: Path | None, quiet: bool, dataset: ImageDat
         torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
         torch.backends.cudnn.allow_tf32 = cfg.tf32
     state = ckpt.read_state(resume) if resume is not None else None
+    if state is not None:
+        check_architecture(cfg, state.get("options", {}), resume)
     dataset = _open_dataset(cfg, dataset, quiet, warn, log)
 
-    # Run folder: a resumed run continues in the snapshot's run folder.
+    # Process 0 creates the run folder (and picks its number under ``--outdir``).
     if info.is_main:
-        run_dir = resume.parent.parent if resume is not None else ckpt.new_run_dir(cfg.out, default_run_name(cfg))
+        run_dir = ckpt.new_run_dir(out, numbered) if numbered is not None else out
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if state is None:
+            (run_dir / "stats.jsonl").unlink(missing_ok=True)   # of a start that wrote no snapshot
     else:
         run_dir = None
     run_dir = Path(ddp.broadcast_object(str(run_dir) if run_dir else None, info))
@@ -183,7 +198,7 @@ def _train(cfg: TrainConfig, resume: Path | None, quiet: bool, dataset: ImageDat
                       channels_last=cfg.channels_last and device.type == "cuda", pl_mean=st.pl_mean,
                       synthesis=torch.compile(G.synthesis) if cfg.compile else None)
     source = BatchSource(dataset, device)
-    per_rank = cfg.batch // info.world_size
+    per_rank = cfg.batch_size // info.world_size
     chunk = cfg.batch_gpu or per_rank
     grid_z = z_from_seeds(list(range(cfg.grid_size)), G.z_dim).to(device)
 
@@ -200,7 +215,7 @@ def _train(cfg: TrainConfig, resume: Path | None, quiet: bool, dataset: ImageDat
     parts = StepParts(cfg=cfg, ctx=ctx, G=G, G_ema=G_ema, D=D, opt_G=st.opt_G, opt_D=st.opt_D, ada=st.ada,
                       info=info, chunk=chunk)
     check_stop_every = 4 if info.enabled else 1
-    log(f"train-gan: run folder {run_dir}; training to {cfg.kimg:g} kimg, batch {cfg.batch}, device {device}")
+    log(f"train-gan: run folder {run_dir}; training to {cfg.kimg:g} kimg, batch {cfg.batch_size}, device {device}")
     if st.cur_nimg >= total_nimg:
         warn(f"train-gan: already at {st.cur_nimg / 1000:g} kimg >= --kimg {cfg.kimg:g}; nothing to do")
 
@@ -209,7 +224,7 @@ def _train(cfg: TrainConfig, resume: Path | None, quiet: bool, dataset: ImageDat
 
     while st.cur_nimg < total_nimg:
         # ---- one step --------------------------------------------------------------------
-        idx = st.order.next(cfg.batch)[info.rank * per_rank:(info.rank + 1) * per_rank]
+        idx = st.order.next(cfg.batch_size)[info.rank * per_rank:(info.rank + 1) * per_rank]
         real = source(idx, channels_last=ctx.channels_last)
         st.cur_nimg = train_step(parts, real, st.step, st.cur_nimg, add)
         st.step += 1
@@ -249,14 +264,14 @@ def _train(cfg: TrainConfig, resume: Path | None, quiet: bool, dataset: ImageDat
                 report_metrics(cfg, G_ema, dataset, run_dir, path, device, log)
         if stopping:
             warn(f"train-gan: stopped by {stop.name}; resumable checkpoint {path} "
-                f"(continue with --resume {path} or --resume latest)")
+                 f"(train-gan --out {run_dir} continues from its newest snapshot)")
             raise TrainingInterrupted(str(path))
         # Tick timing should not include snapshot and grid writing.
         tick_start_time = time.time()
     return run_dir
 
 
-def _open_dataset(cfg: TrainConfig, dataset: ImageDataset | None, quiet: bool, warn, log) -> ImageDataset:
+def _open_dataset(cfg: GanTrainingConfig, dataset: ImageDataset | None, quiet: bool, warn, log) -> ImageDataset:
     """``cfg.data`` (unless a data set is given), checked against ``cfg.resolution``; skipped files reported."""
     if dataset is None:
         dataset = load_dataset(cfg.data, cfg.resolution, workers=cfg.workers, quiet=quiet)
@@ -265,7 +280,7 @@ def _open_dataset(cfg: TrainConfig, dataset: ImageDataset | None, quiet: bool, w
     if dataset.skipped:
         warn(f"train-gan: skipped {len(dataset.skipped)} unreadable file(s) in {cfg.data}, "
              f"e.g. {', '.join(dataset.skipped[:3])}")
-    log(f"train-gan: {len(dataset)} images from {cfg.data}" + (" (x2 mirrored)" if cfg.mirror else ""))
+    log(f"train-gan: {len(dataset)} images from {cfg.data}" + (" (x2 with flipped copies)" if cfg.flip else ""))
     return dataset
 
 
@@ -312,13 +327,12 @@ def _save_snapshot(run_dir: Path, st: _State, options: dict, info: ddp.DistInfo,
         local.update(ada_sign_sum=ada.sign_sum, ada_count=ada.count)
     ddp.barrier(info)
     if not info.is_main:
-        ckpt.save_rng(tmp / f"rng-rank{info.rank}.safetensors", device, local)
+        ckpt.save_rank_rng(tmp / f"rng-rank{info.rank}.safetensors", device, local)
     ddp.barrier(info)
     path = run_dir / "snapshots" / name
     if info.is_main:
-        g_t, g_meta = ckpt.optimizer_tensors("G", st.opt_G)
-        d_t, d_meta = ckpt.optimizer_tensors("D", st.opt_D)
-        tensors = {**g_t, **d_t, "pl_mean": pl_mean.detach().cpu().reshape(1)}
+        opt_tensors, opt_meta = ckpt.optimizers_to_tensors({"G": st.opt_G, "D": st.opt_D})
+        tensors = {**opt_tensors, "pl_mean": pl_mean.detach().cpu().reshape(1)}
         if ada is not None:
             tensors["ada_sign_sum"] = ada.sign_sum.detach().cpu().reshape(1)
             tensors["ada_count"] = ada.count.detach().cpu().reshape(1)
@@ -327,10 +341,10 @@ def _save_snapshot(run_dir: Path, st: _State, options: dict, info: ddp.DistInfo,
         state = {"cur_nimg": st.cur_nimg, "kimg": st.cur_nimg / 1000, "step": st.step, "tick": st.tick,
                  "data_order": st.order.state(), "reason": reason, "world_size": info.world_size,
                  "augment_p": float(augment.p) if isinstance(augment, AdaptiveAugment) else None,
-                 "optim": {"G": g_meta, "D": d_meta}, "options": options,
+                 "optim": opt_meta, "options": options,
                  "torch_version": torch.__version__}
         ckpt.write_snapshot(run_dir, name, {"G_ema": G_ema, "G": G, "D": D}, tensors, state,
-                            rng_files={0: ckpt.rng_state(device, local)}, tmp=tmp)
+                            rng_files={0: ckpt.rank_rng(device, local)}, tmp=tmp)
     ddp.barrier(info)
     return path
 
@@ -357,8 +371,7 @@ def _load_snapshot(snapshot: Path, state: dict, st: _State, info: ddp.DistInfo, 
     d_tensors = read_weights(snapshot / "D" / "model.safetensors")
     _load_checked(D, d_tensors, snapshot / "D")
     opt = read_weights(snapshot / "optim.safetensors", device)
-    ckpt.load_optimizer(st.opt_G, "G", opt, state["optim"]["G"], snapshot)
-    ckpt.load_optimizer(st.opt_D, "D", opt, state["optim"]["D"], snapshot)
+    ckpt.load_optimizers({"G": st.opt_G, "D": st.opt_D}, opt, state["optim"], snapshot)
     pl_mean.copy_(opt["pl_mean"].reshape([]))
     if isinstance(augment, AdaptiveAugment) and "augment_p" in opt:
         augment.p.copy_(opt["augment_p"].reshape([]))
@@ -366,10 +379,10 @@ def _load_snapshot(snapshot: Path, state: dict, st: _State, info: ddp.DistInfo, 
         ada.sign_sum.copy_(opt["ada_sign_sum"].reshape([]))
         ada.count.copy_(opt["ada_count"].reshape([]))
     pos = state["data_order"]
-    order.__init__(order.num_images, order.seed, order.mirror, epoch=pos["epoch"], offset=pos["offset"])
+    order.__init__(order.num_images, order.seed, order.flip, epoch=pos["epoch"], offset=pos["offset"])
     if order.offset > order.size:
         raise CheckpointError(snapshot, "data position beyond the data set: was the data set changed?")
-    local = ckpt.restore_rng(snapshot, info.rank, device)
+    local = ckpt.restore_rank_rng(snapshot, info.rank, device)
     if local is None:
         torch.manual_seed(state["step"] * 7919 + info.rank)  # other process count: not bit-exact
     else:

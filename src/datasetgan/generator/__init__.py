@@ -3,15 +3,17 @@
 See docs/ARCHITECTURE.md, "Generator", for the contract other stages use.
 """
 
-from datasetgan.generator.config import GeneratorConfig
-from datasetgan.generator.features import FeatureMap, FeatureSpec
-from datasetgan.generator.loading import build_generator, check_state_dict, load_generator
-from datasetgan.generator.networks import Generator, MappingNetwork, SynthesisNetwork
+from datasetgan.generator.config import GeneratorConfig, SampleConfig
+from datasetgan.generator.features import IMAGE_TAP, FeatureMap, FeatureSpec
+from datasetgan.generator.loading import load_generator
+from datasetgan.generator.networks import (Generator, MappingNetwork, SynthesisNetwork, build_generator,
+                                           check_state_dict)
 from datasetgan.generator.own_format import generator_fingerprint
-from datasetgan.generator.sampling import ws_from_seeds, z_from_seeds
+from datasetgan.generator.samples import sample_to_folder
+from datasetgan.generator.sampling import render_seeds, ws_from_seeds, z_from_seeds
 
 __all__ = [
-    "FeatureMap", "FeatureSpec", "Generator", "GeneratorConfig", "MappingNetwork", "SynthesisNetwork",
-    "build_generator", "check_state_dict", "generator_fingerprint", "load_generator",
-    "ws_from_seeds", "z_from_seeds",
+    "IMAGE_TAP", "FeatureMap", "FeatureSpec", "Generator", "GeneratorConfig", "MappingNetwork", "SampleConfig",
+    "SynthesisNetwork", "build_generator", "check_state_dict", "generator_fingerprint", "load_generator",
+    "render_seeds", "sample_to_folder", "ws_from_seeds", "z_from_seeds",
 ]

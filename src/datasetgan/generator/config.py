@@ -16,6 +16,8 @@ from typing import Any, Literal, Mapping
 
 from datasetgan.core.config import build_config, config_to_dict
 from datasetgan.core.errors import UserError
+from datasetgan.core.options import setting
+from datasetgan.core.seeds import parse_seeds
 
 
 @dataclass(frozen=True)
@@ -106,3 +108,31 @@ class GeneratorConfig:
 
 
 CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(GeneratorConfig))
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """``datasetgan sample``: which images to render for labelling, and how.
+
+    The default truncation is 0.7 (what ``synthesize`` uses), not NVIDIA's 1.0, so
+    that the samples one labels look like the data set that will be synthesised.
+    """
+
+    seeds: str = setting("0-31", "seed list, e.g. 0-31 or 1,5,9")
+    truncation: float = setting(0.7, "truncation psi (1.0 = none)", metavar="PSI")
+    truncation_cutoff: int | None = setting(None, "truncate only the first N ws", metavar="N",
+                                            default_text="all")
+    noise_mode: Literal["random", "const", "none"] = setting("const", "the synthesis noise inputs")
+    class_idx: int | None = setting(None, "class for conditional generators")
+    batch_size: int = setting(8, "images per generator call", metavar="B")
+
+    def __post_init__(self) -> None:
+        parse_seeds(self.seeds)
+        if self.batch_size < 1:
+            raise UserError(f"--batch-size {self.batch_size}: must be >= 1")
+        if self.truncation_cutoff is not None and self.truncation_cutoff < 0:
+            raise UserError(f"--truncation-cutoff {self.truncation_cutoff}: must be >= 0")
+
+    @property
+    def seed_list(self) -> list[int]:
+        return parse_seeds(self.seeds)

@@ -18,15 +18,18 @@ without renaming. Departures, all deliberate:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
+from datasetgan.core.errors import CheckpointError
 from datasetgan.generator.config import GeneratorConfig
 from datasetgan.generator.features import IMAGE_TAP, FeatureMap, FeatureSpec
 from datasetgan.generator.layers import Conv2dLayer, FullyConnectedLayer, SynthesisLayer, ToRGBLayer
 from datasetgan.generator.ops import normalize_2nd_moment, setup_filter, upsample2d
+from datasetgan.generator.own_format import WEIGHTS_NAME, read_pretrained, save_pretrained
 
 
 class MappingNetwork(nn.Module):
@@ -270,11 +273,47 @@ class Generator(nn.Module):
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Write ``directory/config.json`` and ``directory/model.safetensors`` atomically."""
-        from datasetgan.generator.own_format import save_pretrained
         save_pretrained(self, directory)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> "Generator":
         """Rebuild a generator saved by ``save_pretrained`` (eval mode, on ``device``)."""
-        from datasetgan.generator.own_format import load_pretrained
-        return load_pretrained(directory, device=device)
+        config, tensors = read_pretrained(directory)
+        return build_generator(config, tensors, source=Path(directory) / WEIGHTS_NAME, device=device)
+
+
+# Weights from a checkpoint: checked against the architecture -----------------
+
+def _key_list(keys: list[str], limit: int = 5) -> str:
+    shown = ", ".join(f"'{k}'" for k in keys[:limit])
+    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def check_state_dict(G: Generator, tensors: Mapping[str, torch.Tensor], source: str | Path) -> None:
+    """Raise ``CheckpointError`` unless ``tensors`` has exactly ``G``'s keys and shapes."""
+    expected = G.state_dict()
+    missing = [k for k in expected if k not in tensors]
+    unexpected = [k for k in tensors if k not in expected]
+    if missing:
+        raise CheckpointError(source, f"missing key(s) {_key_list(missing)} for a generator with "
+                                      f"{G.img_resolution}x{G.img_resolution} output")
+    if unexpected:
+        raise CheckpointError(source, f"unexpected key(s) {_key_list(unexpected)}")
+    for key, ref in expected.items():
+        t = tensors[key]
+        if not isinstance(t, torch.Tensor):
+            raise CheckpointError(source, f"key '{key}': expected a tensor, got {type(t).__name__}")
+        if tuple(t.shape) != tuple(ref.shape):
+            raise CheckpointError(source, f"key '{key}': expected shape {list(ref.shape)}, "
+                                          f"got {list(t.shape)}")
+        if not (t.is_floating_point()):
+            raise CheckpointError(source, f"key '{key}': expected floating-point values, got {t.dtype}")
+
+
+def build_generator(config: GeneratorConfig, tensors: Mapping[str, torch.Tensor], source: str | Path,
+                    device: str | torch.device = "cpu") -> Generator:
+    """``Generator(config)`` with ``tensors`` loaded (checked), in eval mode, no grads, on ``device``."""
+    G = Generator(config)
+    check_state_dict(G, tensors, source)
+    G.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()}, strict=True)
+    return G.eval().requires_grad_(False).to(device)

@@ -2,6 +2,10 @@
 
 No pickles: the config is plain JSON (with a format marker and version) and
 the weights are safetensors, so loading runs no code from the files.
+
+This module knows the files, not the network: it writes a generator's config
+and tensors, and reads them back as ``(GeneratorConfig, tensors)`` like the
+foreign readers; ``Generator.from_pretrained`` builds the network from them.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ from datasetgan.core.errors import CheckpointError, UserError
 from datasetgan.core.fileio import atomic_path, write_json
 from datasetgan.core.weights import read_weights
 from datasetgan.generator.config import GeneratorConfig
-from datasetgan.generator.networks import Generator
 
 FORMAT = "datasetgan.generator"
 FORMAT_VERSION = 1
@@ -30,13 +33,13 @@ def is_own_format(directory: str | Path) -> bool:
     return (Path(directory) / CONFIG_NAME).is_file()
 
 
-def _cpu_state(G: Generator) -> dict[str, torch.Tensor]:
+def _cpu_state(G: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in G.state_dict().items()}
 
 
-def save_pretrained(G: Generator, directory: str | Path) -> None:
-    """Write ``G`` to ``directory`` (created if needed). Weights first, config last,
-    each atomically: a folder with a ``config.json`` is always complete."""
+def save_pretrained(G: torch.nn.Module, directory: str | Path) -> None:
+    """Write the ``Generator`` ``G`` to ``directory`` (created if needed). Weights first,
+    config last, each atomically: a folder with a ``config.json`` is always complete."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     with atomic_path(directory / WEIGHTS_NAME) as tmp:
@@ -73,20 +76,17 @@ def read_config(directory: str | Path) -> GeneratorConfig:
         raise CheckpointError(path, f"key 'config': {exc}") from None
 
 
-def load_pretrained(directory: str | Path, device: str | torch.device = "cpu") -> Generator:
-    """Rebuild a generator from an own-format folder, in eval mode on ``device``."""
-    from datasetgan.generator.loading import build_generator
-
+def read_pretrained(directory: str | Path) -> tuple[GeneratorConfig, dict[str, torch.Tensor]]:
+    """The config and the (unchecked) tensors of an own-format folder; ``Generator.from_pretrained``
+    checks that they fit and builds the network."""
     directory = Path(directory)
     if not directory.is_dir():
         raise CheckpointError(directory, "not found (expected a folder with config.json and model.safetensors)")
-    config = read_config(directory)
-    tensors = read_weights(directory / WEIGHTS_NAME)
-    return build_generator(config, tensors, source=directory / WEIGHTS_NAME, device=device)
+    return read_config(directory), read_weights(directory / WEIGHTS_NAME)
 
 
-def generator_fingerprint(G: Generator) -> str:
-    """sha256 over the config (canonical JSON) and every tensor's name, dtype, shape and bytes.
+def generator_fingerprint(G: torch.nn.Module) -> str:
+    """sha256 over a ``Generator``'s config (canonical JSON) and every tensor's name, dtype, shape and bytes.
 
     Stable across save/load and devices; any change to a weight, buffer or
     config field changes it.

@@ -4,24 +4,31 @@
 label spec, the feature taps and upsampling mode, the label resolution, the
 ensemble's shape, the training settings and statistics, and the fingerprint
 of the generator whose features it reads.
+
+Used on generated images: ``interp.bind(G)`` checks that ``G`` is that
+generator and resolves the taps once, then ``interp.predict(features, img)``
+labels what ``G.synthesis(ws, return_features=True)`` returned.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 import torch
 from safetensors.torch import save_file
 
 from datasetgan.core.errors import CheckpointError, UserError
 from datasetgan.core.fileio import atomic_path, write_json
-from datasetgan.core.labels import LabelSpec
 from datasetgan.core.weights import read_weights
 from datasetgan.features import FeatureConfig, SelectedFeatures, select_features
+from datasetgan.generator import Generator, generator_fingerprint
 from datasetgan.interpreter.model import EnsembleConfig, EnsembleMLP
+from datasetgan.interpreter.predict import Prediction, Workspace, predict
+from datasetgan.labels import LabelSpec
 
 FORMAT = "datasetgan-interpreter"
 VERSION = 1
@@ -39,20 +46,20 @@ class Interpreter:
     generator_checkpoint: str = ""
     visibility_threshold: float = 0.5
     training: dict[str, Any] = field(default_factory=dict)
+    # The taps of the generator given to ``bind``.
+    _selection: SelectedFeatures | None = field(default=None, init=False, repr=False, compare=False)
 
     def fingerprint(self) -> str:
         """sha256 of this interpreter's config and weights (for dataset.json)."""
-        import hashlib
         h = hashlib.sha256(json.dumps(self._config_dict(), sort_keys=True).encode())
         for name, t in sorted(self.model.state_dict().items()):
             h.update(name.encode())
             h.update(t.detach().cpu().contiguous().numpy().tobytes())
         return h.hexdigest()
 
-    def selected_features(self, G, source: str | Path = "--interpreter") -> SelectedFeatures:
+    def selected_features(self, G: Generator, source: str | Path = "--interpreter") -> SelectedFeatures:
         """Check that ``G`` is the generator this interpreter was trained for
-        and return its feature selection."""
-        from datasetgan.generator import generator_fingerprint
+        and return its feature selection (``source`` names the interpreter in errors)."""
         fp = generator_fingerprint(G)
         if fp != self.generator_fingerprint:
             raise UserError(f"{source}: this interpreter was trained for the generator with fingerprint "
@@ -63,6 +70,33 @@ class Interpreter:
             raise UserError(f"{source}: expects {self.model.config.in_features} feature channels, "
                             f"the generator gives {sel.width}")
         return sel
+
+    def bind(self, G: Generator, source: str | Path = "--interpreter") -> "Interpreter":
+        """Check ``G`` (``selected_features``) and keep its feature selection for ``predict``;
+        returns this interpreter."""
+        self._selection = self.selected_features(G, source)
+        return self
+
+    @property
+    def selection(self) -> SelectedFeatures:
+        """The feature selection of the generator given to ``bind``."""
+        if self._selection is None:
+            raise RuntimeError("this interpreter is not bound to a generator yet: call interp.bind(G) first")
+        return self._selection
+
+    def predict(self, features: Sequence[torch.Tensor], img: torch.Tensor | None = None, *,
+                tile_rows: int | None = -1, workspace: Workspace | None = None,
+                first_layer_dtype: torch.dtype = torch.float32) -> Prediction:
+        """Labels (or keypoints) and uncertainty at ``out_size`` for generated images.
+
+        ``features``: every map ``G.synthesis(ws, return_features=True)`` returned
+        (``[N, C_i, R_i, R_i]``, ``G`` the generator given to ``bind``); ``img``: the
+        ``[N, C, R, R]`` image it returned, needed when the interpreter reads the image tap.
+        The keyword arguments are ``interpreter.predict.predict``'s.
+        """
+        return predict(self.model, self.selection.pick(features, img), self.out_size, self.upsample, self.task,
+                       self.visibility_threshold, tile_rows=tile_rows, workspace=workspace,
+                       first_layer_dtype=first_layer_dtype)
 
     def _config_dict(self) -> dict[str, Any]:
         cfg = self.model.config

@@ -2,38 +2,62 @@
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from typing import Literal
 
+from datasetgan.core.errors import UserError
+from datasetgan.core.options import setting, setting_name
+
 
 REFERENCE_MIN_CLASS_PIXELS = 20   # per 512x512 mask (DESIGN.md: "fewer than ~20-30 pixels")
+
+
+def pixels_arg(text: str) -> int | None:
+    """``--pixels-per-image``: a count, or ``all`` (every labelled pixel, as ``None``)."""
+    if text == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'all', got {text!r}") from None
 
 
 @dataclass(frozen=True)
 class InterpreterConfig:
     """Defaults are the reference release's (DESIGN.md), except where noted."""
 
-    members: int = 10                    # ensemble size
-    pixels_per_image: int | None = None  # None = every labelled pixel ("all", the reference)
-    batch_size: int = 64                 # pixels per batch, per member
-    lr: float = 1e-3                     # Adam
-    max_epochs: int = 100
-    patience: int = 50                   # stop a member after this many batches without a new best loss...
-    min_epochs: int = 4                  # ...counted only from this epoch on (the reference: "epoch > 3")
+    members: int = setting(10, "ensemble size")
+    pixels_per_image: int | None = setting(None, "training pixels per labelled image", metavar="N|all",
+                                           parse=pixels_arg, default_text="all, as the reference")
+    batch_size: int = setting(64, "pixels per batch, per member", metavar="B")
+    lr: float = setting(1e-3, "Adam learning rate")
+    max_epochs: int = setting(100, "at most this many epochs", metavar="E")
+    # The reference's early stopping: a member stops after `patience` batches without a new best
+    # loss, counted only from `min_epochs` on (its "epoch > 3").
+    patience: int = 50
+    min_epochs: int = setting(4, "no early stopping before epoch E (the reference's); with --max-epochs E, "
+                                 "every member trains exactly E epochs", metavar="E")
     # A class with fewer pixels in a mask is ignored there (specks). None = the reference's 20 pixels
     # per 512x512 mask, scaled to the mask's area (at least 1): at 64x64 a pupil covers ~8 pixels, and
     # a flat 20 would drop every thin part from training.
-    min_class_pixels: int | None = None
+    min_class_pixels: int | None = setting(None, "ignore a class in a mask where it covers fewer than N pixels",
+                                           metavar="N", default_text="20 per 512x512, scaled to the mask's area")
     # Segmentation: cross-entropy weighted by each class's share of the training pixels ** -power
     # (0 = the reference's plain loss). A part of a few pixels per image (a pupil at 64x64) is a
     # fraction of a percent of the pixels; with the plain loss no member ever votes for it.
-    class_weight_power: float = 0.0
-    max_steps: int | None = None         # cap on batches (benchmarks, smoke runs); None = no cap
-    seed: int = 0                        # initialisation, pixel sampling and batch order
-    layers: tuple[str, ...] = ()         # feature taps (names, resolutions, "all", "img"); empty = all convs
-    upsample: Literal["bilinear", "nearest"] = "bilinear"
-    feature_dtype: Literal["float16", "float32"] = "float16"  # storage of the native-size maps
-    heatmap_sigma: float = 2.0           # keypoints: Gaussian target width, in label pixels
+    class_weight_power: float = setting(0.0, "segmentation: weight each class by its share of the training "
+                                             "pixels ** -P (0 = the reference's plain cross-entropy; 0.5 helps "
+                                             "parts of a few pixels)", metavar="P")
+    max_steps: int | None = setting(None, "stop after this many batches (smoke runs, benchmarks)")
+    seed: int = setting(0, "initialisation, pixel sampling and batch order")
+    layers: tuple[str, ...] = setting((), "comma-separated feature taps or resolutions; 'img' adds the "
+                                          "generated image's own pixels, e.g. all,img",
+                                      default_text="all, every convolution, as the reference")
+    upsample: Literal["bilinear", "nearest"] = setting("bilinear", "how feature maps reach the label "
+                                                                   "resolution")
+    feature_dtype: Literal["float16", "float32"] = setting("float16", "storage of the native-size feature maps")
+    heatmap_sigma: float = setting(2.0, "keypoints: Gaussian target sigma in label pixels")
     visibility_threshold: float = 0.5    # keypoints: a peak below this is reported invisible
 
     def class_pixel_threshold(self, size: tuple[int, int]) -> int:
@@ -43,13 +67,12 @@ class InterpreterConfig:
         return max(1, round(REFERENCE_MIN_CLASS_PIXELS * size[0] * size[1] / 512 ** 2))
 
     def __post_init__(self) -> None:
-        from datasetgan.core.errors import UserError
         checks = [("members", self.members, 1), ("batch_size", self.batch_size, 2),
                   ("max_epochs", self.max_epochs, 1), ("patience", self.patience, 0),
                   ("min_epochs", self.min_epochs, 0), ("min_class_pixels", self.min_class_pixels or 0, 0)]
         for name, value, low in checks:
             if value < low:
-                raise UserError(f"{_setting(name)} {value}: must be >= {low}")
+                raise UserError(f"{setting_name(InterpreterConfig, name)} {value}: must be >= {low}")
         if self.pixels_per_image is not None and self.pixels_per_image < 1:
             raise UserError(f"--pixels-per-image {self.pixels_per_image}: must be >= 1 or 'all'")
         if self.max_steps is not None and self.max_steps < 1:
@@ -58,14 +81,4 @@ class InterpreterConfig:
             raise UserError(f"--class-weight-power {self.class_weight_power}: must be in [0, 2]")
         for name in ("lr", "heatmap_sigma"):
             if getattr(self, name) <= 0:
-                raise UserError(f"{_setting(name)} {getattr(self, name)}: must be > 0")
-
-
-# Settings that train-interpreter takes as flags; the others come from a --config preset only.
-_FLAGS = ("members", "pixels_per_image", "max_epochs", "min_epochs", "batch_size", "lr", "min_class_pixels",
-          "class_weight_power", "max_steps", "heatmap_sigma")
-
-
-def _setting(name: str) -> str:
-    """How a user sets ``name``: ``--flag``, or the preset key."""
-    return f"--{name.replace('_', '-')}" if name in _FLAGS else f"key '{name}' (--config)"
+                raise UserError(f"{setting_name(InterpreterConfig, name)} {getattr(self, name)}: must be > 0")

@@ -20,14 +20,14 @@ from safetensors.torch import load_file
 
 from datasetgan.core.errors import UserError
 from datasetgan.core.fileio import read_jsonl
-from datasetgan.core.labels import (KEYPOINT_SUFFIXES, MASK_SUFFIXES, LabelSpec, match_labels,
-                                    read_keypoints, read_label_map)
 from datasetgan.core.progress import progress
 from datasetgan.features import FeatureBank, FeatureConfig, SelectedFeatures, select_features
 from datasetgan.generator import Generator, generator_fingerprint, load_generator
 from datasetgan.interpreter.config import InterpreterConfig
 from datasetgan.interpreter.pixels import sample_keypoint_pixels, sample_segmentation_pixels
 from datasetgan.interpreter.train import PixelSet
+from datasetgan.labels import (KEYPOINT_SUFFIXES, MASK_SUFFIXES, LabelSpec, match_labels,
+                               read_keypoints, read_label_map)
 
 Task = Literal["segmentation", "keypoints"]
 

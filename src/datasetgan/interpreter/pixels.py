@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from datasetgan.core.labels import IGNORE
+from datasetgan.labels import IGNORE
 
 
 def _take(candidates: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:

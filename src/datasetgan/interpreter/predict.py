@@ -20,10 +20,8 @@ The first layer's matmuls (nearly all of the arithmetic) can run on
 bfloat16 operands (``first_layer_dtype``), accumulated in float32 by the
 matmul, rounded to bfloat16 on output (PyTorch's CPU ``mm`` has no float32
 output for them), then summed and carried on in float32. On a CPU with AMX
-they run about 4-5x faster than float32 (measured on a 2-core Xeon: 770-950
-against 175-180 GFLOP/s), with AVX512-BF16 about 2-3x (a 2-core AMD EPYC:
-345-425 against 100-200); the labels then agree with float32's on about
-99.9% of pixels (the rest are near-ties between members' votes).
+or AVX512-BF16 they run several times faster than float32, and only pixels
+where the members' votes nearly tie change their label (docs/PERFORMANCE.md).
 ``first_layer_precision`` picks that where it pays.
 
 Every image is computed on its own with the same shapes, so an image's
@@ -56,9 +54,8 @@ Task = Literal["segmentation", "keypoints"]
 
 # Pixels per band: on a CPU, ~2k pixels keep a band's [pixels, M * h1]
 # activations within the last-level cache while the band's matmuls stay
-# efficient (at 256x256 with 10 members, 8-row bands labelled 7-12% faster
-# than 4-row ones on a 2-core AMD EPYC: the row mixing reads fewer source
-# rows per output row); on a GPU bands only bound the memory.
+# efficient, and wider bands make the row mixing read fewer source rows per
+# output row (docs/PERFORMANCE.md); on a GPU bands only bound the memory.
 CPU_BAND_PIXELS = 2048
 GPU_BAND_BYTES = 1 << 27
 # Consecutive bands whose outputs are reduced over the members together (fewer, larger ops).
@@ -419,7 +416,7 @@ def predict(model: EnsembleMLP, feature_maps: Sequence[torch.Tensor], out_size: 
 def first_layer_precision(device: torch.device, requested: str = "auto") -> torch.dtype:
     """The first layer's matmul dtype for ``--precision``: ``float32``,
     ``bfloat16``, or ``auto``: bfloat16 on a CPU with native bfloat16 dot
-    products (AMX tiles or AVX512-BF16, where its matmuls run 2-5x faster),
+    products (AMX tiles or AVX512-BF16, where its matmuls run several times faster),
     float32 elsewhere (a GPU's float32 labelling is already a small share of
     the generator's time, and a CPU without them emulates bfloat16 slowly)."""
     if requested == "float32":

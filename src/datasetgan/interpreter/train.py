@@ -26,20 +26,17 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import save_file
 
 from datasetgan.core.config import config_to_dict
 from datasetgan.core.errors import CheckpointError, UserError
-from datasetgan.core.fileio import atomic_path
-from datasetgan.core.labels import frequency_weights_from_counts
 from datasetgan.core.progress import progress
 from datasetgan.core.signals import Interrupted, StopFlag
-from datasetgan.core.weights import read_weights
+from datasetgan.core.training_state import load_state, prefixed, save_state, unprefixed
 from datasetgan.features import FeatureBank
 from datasetgan.interpreter.config import InterpreterConfig
 from datasetgan.interpreter.keypoints import gaussian_targets
 from datasetgan.interpreter.model import EnsembleConfig, EnsembleMLP, reference_hidden
+from datasetgan.labels import frequency_weights_from_counts
 
 
 @dataclass
@@ -158,15 +155,12 @@ class _Progress:
 
 def _save_state(resume: Resume, key: dict, model: EnsembleMLP, opt: MaskedAdam, prog: _Progress,
                 stats: TrainStats) -> None:
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    tensors.update({f"adam.{k}": v for k, v in opt.state_tensors().items()})
-    tensors.update({f"progress.{k}": getattr(prog, k) for k in _Progress.TENSORS})
-    tensors["progress.epoch_rng"] = prog.epoch_rng
+    tensors = {**prefixed("model.", model.state_dict()), **prefixed("adam.", opt.state_tensors()),
+               **prefixed("progress.", {k: getattr(prog, k) for k in _Progress.TENSORS}),
+               "progress.epoch_rng": prog.epoch_rng}
     meta = {"format": STATE_FORMAT, "key": key, "epoch": prog.epoch, "step_in_epoch": prog.step_in_epoch,
             "stats": asdict(stats)}
-    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    with atomic_path(resume.path) as tmp:
-        save_file(tensors, str(tmp), metadata={"state": json.dumps(meta)})
+    save_state(resume.path, tensors, meta)
 
 
 def _load_state(resume: Resume, key: dict, model: EnsembleMLP, opt: MaskedAdam, prog: _Progress,
@@ -174,23 +168,18 @@ def _load_state(resume: Resume, key: dict, model: EnsembleMLP, opt: MaskedAdam, 
     """Restore a saved state in place; one of another run, or damaged, is a ``UserError``."""
     path = resume.path
     try:
-        tensors = read_weights(path)
+        tensors, meta = load_state(path, STATE_FORMAT)
+        if not isinstance(meta.get("key"), dict):
+            raise CheckpointError(path, "no run key in its metadata")
     except CheckpointError as exc:
-        raise UserError(f"{exc}; delete it to start over") from None
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = json.loads((f.metadata() or {}).get("state", "null"))
-        if not isinstance(meta, dict) or meta.get("format") != STATE_FORMAT or not isinstance(meta.get("key"), dict):
-            raise ValueError("no datasetgan training state in its metadata")
-    except ValueError as exc:  # json's errors are ValueErrors too
-        raise UserError(f"{path}: not a train-interpreter state ({exc}); delete it to start over") from None
+        raise CheckpointError(path, f"{exc.message}; delete it to start over") from None
     if meta["key"] != key:
         diff = sorted(k for k in {**meta["key"], **key} if meta["key"].get(k) != key.get(k))
         raise UserError(f"{path}: an unfinished training with other settings or data ({', '.join(diff)}); "
                         "run with the same arguments to finish it, or delete the file to start over")
     try:
-        model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
-        opt.load_state_tensors({k[len("adam."):]: v for k, v in tensors.items() if k.startswith("adam.")})
+        model.load_state_dict(unprefixed("model.", tensors))
+        opt.load_state_tensors(unprefixed("adam.", tensors))
         for name in _Progress.TENSORS:
             getattr(prog, name).copy_(tensors[f"progress.{name}"])
         prog.epoch_rng = tensors["progress.epoch_rng"]
@@ -198,8 +187,8 @@ def _load_state(resume: Resume, key: dict, model: EnsembleMLP, opt: MaskedAdam, 
         for name in ("steps", "epochs", "stopped_at"):  # the rest is filled in at the end
             setattr(stats, name, meta["stats"][name])
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-        raise UserError(f"{path}: damaged train-interpreter state ({type(exc).__name__}: {exc}); "
-                        "delete it to start over") from None
+        raise CheckpointError(path, f"damaged train-interpreter state ({type(exc).__name__}: {exc}); "
+                                    "delete it to start over") from None
 
 
 def train_ensemble(bank: FeatureBank, pixels: PixelSet, num_outputs: int,

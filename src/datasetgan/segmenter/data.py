@@ -20,18 +20,8 @@ from torch.utils.data import Dataset
 
 from datasetgan.core.errors import LabelError, UserError
 from datasetgan.core.fileio import read_json
-from datasetgan.core.labels import (IMAGE_SUFFIXES, KEYPOINT_SUFFIXES, MASK_SUFFIXES, LabelSpec, load_label_spec,
-                                    match_images_labels, read_keypoints, read_label_map)
-
-
-@dataclass(frozen=True)
-class Item:
-    """One labelled image: a mask file (segmentation) or a ``[K, 3]`` keypoint array."""
-
-    stem: str
-    image: Path
-    label: Path | None = None
-    keypoints: np.ndarray | None = None
+from datasetgan.labels import (IMAGE_SUFFIXES, KEYPOINT_SUFFIXES, MASK_SUFFIXES, Item, LabelSpec, load_label_spec,
+                               match_images_labels, read_keypoints, read_label_map)
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from torch import nn
 from datasetgan.core.config import config_to_dict
 from datasetgan.core.errors import CheckpointError, UserError
 from datasetgan.core.fileio import atomic_path, write_json
-from datasetgan.core.labels import LabelSpec
 from datasetgan.core.weights import read_state_dict, read_weights
+from datasetgan.labels import LabelSpec
 from datasetgan.segmenter.decoder import attach_decoder, forward_plus
 from datasetgan.segmenter.keypoints import KEYPOINT_HEADS, KeypointHead
 from datasetgan.segmenter.small_maps import install_shortcuts

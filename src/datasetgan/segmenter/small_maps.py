@@ -23,7 +23,7 @@ and gradients up to float rounding) remove that cost:
   convolution are both linear, so each 3x3 tap's channel mixing can run at
   the small map's own size, followed by one fixed ``[9 h w, H W]`` matrix that
   upsamples and shifts: on a 4x4 map 8x less arithmetic than the convolution
-  at 16x16, which was a quarter of a 64 px training step. ``PlusDecoder`` uses
+  at 16x16, a large share of a 64 px training step. ``PlusDecoder`` uses
   it while its ``fold_upsampling`` is on and the matrix is small.
 
 They only change how the result is computed; larger maps and other devices

@@ -2,7 +2,7 @@
 
 Run folder layout::
 
-    RUN/run.json                  resolved TrainConfig, model config, spec, data source
+    RUN/run.json                  resolved SegmenterTrainingConfig, model config, spec, data source
     RUN/epoch_001/                config.json + model.safetensors, one per `checkpoint_every` epochs
     RUN/stats.jsonl               one line per epoch: epoch, loss, seconds
     RUN/state/                    resumable state: model + optimizer tensors (safetensors) and state.json
@@ -25,83 +25,48 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 
 from datasetgan.core.config import config_to_dict
-from datasetgan.core.devices import adam_kwargs
+from datasetgan.core.devices import Precision, adam_kwargs
 from datasetgan.core.errors import CheckpointError, UserError
-from datasetgan.core.fileio import append_jsonl, atomic_path, read_json, read_jsonl, write_json
-from datasetgan.core.labels import IGNORE, LabelSpec, frequency_weights_from_counts, read_label_map
+from datasetgan.core.fileio import append_jsonl, read_json, read_jsonl, write_json
 from datasetgan.core.progress import progress
 from datasetgan.core.signals import Interrupted, StopFlag
-from datasetgan.core.weights import read_weights
-from datasetgan.segmenter.data import Augment, Item, LabelledImages
-from datasetgan.segmenter.keypoints import KeypointHead, keypoint_loss
-from datasetgan.segmenter.models import (Arch, Decoder, Segmenter, SegmenterConfig, load_backbone_weights,
-                                         load_checkpoint, save_checkpoint)
+from datasetgan.core.training_state import (atomic_dir, load_optimizer, load_state, optimizer_tensors, prefixed,
+                                            restore_rng, rng_tensors, save_state, unprefixed)
+from datasetgan.labels import IGNORE, Item, LabelSpec, frequency_weights_from_counts, read_label_map
+from datasetgan.segmenter.data import Augment, LabelledImages
+from datasetgan.segmenter.config import SegmenterTrainingConfig
+from datasetgan.segmenter.keypoints import keypoint_loss
+from datasetgan.segmenter.models import (Segmenter, SegmenterConfig, load_backbone_weights, load_checkpoint,
+                                         save_checkpoint)
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Downstream training settings (the reference: Adam 1e-3, batch 8, 20 epochs)."""
-
-    arch: Arch = "deeplabv3_mobilenet_v3_large"
-    epochs: int = 20
-    batch_size: int = 8
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    resolution: int = 128
-    flip: bool = True
-    crop_min: float = 0.7
-    zoom_out: float = 1.0     # largest random box side / image side (> 1: shrink the image, see Augment)
-    jitter: float = 0.2
-    heatmap_sigma: float = 2.0
-    keypoint_head: KeypointHead = "integral"   # see segmenter.keypoints for why not "heatmap"
-    keypoint_reg: float = 0.1                  # weight of the integral head's Gaussian cross-entropy term
-    output_stride: int | None = None           # None = the architecture's own; 8 for MobileNetV3 is finer
-    decoder: Decoder = "none"   # "plus"/"plus-separable": DeepLabV3+'s stride-4 decoder (segmenter.decoder)
-    # Segmentation: weight class c's cross-entropy by freq_c ** -power (0 = unweighted; 0.5 = inverse square
-    # root). Thin parts cover a fraction of a percent of the pixels; unweighted, a short run never learns them.
-    class_weight_power: float = 0.0
-    # "constant", or "cosine": per-step cosine decay from lr to 0 over `epochs` (DeepLab trains with a
-    # decaying rate; on 20 images from scratch a constant 1e-3 keeps the loss noisy to the end).
-    lr_schedule: Literal["constant", "cosine"] = "constant"
-    checkpoint_every: int = 1                  # keep an epoch checkpoint every N epochs (and the last)
-    seed: int = 0
-    amp: bool = True          # mixed precision, used on CUDA only
-    workers: int = 0
-    backbone_weights: str | None = None
-    # Start from a trained segmenter of the same network and classes (a checkpoint, or a run folder's
-    # last epoch): fine-tuning, e.g. a DatasetGAN segmenter on the hand-labelled images (see the demo).
-    init: str | None = None
-    # Before each checkpoint, re-estimate BatchNorm statistics on this many training images (0 = off).
-    # torchvision's MobileNetV3 uses BN momentum 0.01: after a few hundred steps from scratch its
-    # running statistics still lag the weights, and eval-mode predictions collapse to one class.
-    bn_recalibrate: int = 256
-    # Keep every BatchNorm's running statistics as they came (from --init or --backbone-weights) and
-    # normalise with them in training too; recalibration is then off. For fine-tuning on a few images,
-    # whose own statistics are a poor estimate: the demo's fine-tuning on 16 samples, 51.84 against 51.33
-    # mIoU on 500 rendered validation faces (docs/DEMO_RESULTS.md).
-    freeze_bn: bool = False
-
-
-LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
-
-
-def lr_at(config: TrainConfig, step: int, total: int) -> float:
+def lr_at(config: SegmenterTrainingConfig, step: int, total: int) -> float:
     """Learning rate for optimisation step ``step`` (0-based) of ``total``."""
     if config.lr_schedule == "cosine":
         return 0.5 * config.lr * (1.0 + np.cos(np.pi * min(step, total) / max(total, 1)))
     return config.lr
 
 
+def autocast_dtype(precision: Precision, device: torch.device) -> torch.dtype | None:
+    """The dtype ``train`` autocasts the forward pass to on ``device``, None for float32 throughout:
+    ``auto`` is float16 (with loss scaling) on CUDA, ``bfloat16`` bfloat16 on CUDA; a CPU trains in float32."""
+    if device.type != "cuda" or precision == "float32":
+        return None
+    return torch.bfloat16 if precision == "bfloat16" else torch.float16
+
+
 def _same_run(old: dict, new: dict) -> bool:
     """Whether a run.json describes the same run (``epochs`` may grow; keys added since default to their defaults)."""
-    train_defaults = config_to_dict(TrainConfig())
+    train_defaults = config_to_dict(SegmenterTrainingConfig())
     model_defaults = config_to_dict(SegmenterConfig())
     if old.get("model", {}).get("task") == "keypoints":
         model_defaults["keypoint_head"] = train_defaults["keypoint_head"] = "heatmap"   # runs from before it existed
-    old = {**old, "train": {**train_defaults, **old.get("train", {})},
+    old_train = dict(old.get("train", {}))
+    if "amp" in old_train:   # runs from before --precision: amp on is auto's mixed precision, off is float32
+        old_train.setdefault("precision", "auto" if old_train.pop("amp") else "float32")
+    old = {**old, "train": {**train_defaults, **old_train},
            "model": {**model_defaults, **old.get("model", {})}}
     drop = {"epochs"}
     return ({k: old.get(k) for k in new if k != "train"} == {k: v for k, v in new.items() if k != "train"}
@@ -225,56 +190,32 @@ class _Resumed:
     rng: dict[str, torch.Tensor] | None = None
 
 
-def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
-    state = {"rng.cpu": torch.get_rng_state()}
-    if device.type == "cuda":
-        state.update({f"rng.cuda.{k}": t for k, t in enumerate(torch.cuda.get_rng_state_all())})
-    return state
-
-
-def _set_rng_state(state: dict[str, torch.Tensor]) -> None:
-    torch.set_rng_state(state["rng.cpu"])
-    cuda = [state[k] for k in sorted((k for k in state if k.startswith("rng.cuda.")), key=lambda k: int(k[9:]))]
-    if cuda:
-        torch.cuda.set_rng_state_all(cuda)
-
-
 def _save_state(run: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, scaler, at: _Resumed) -> None:
-    """Model + Adam tensors (and the random state, mid-epoch) to safetensors, the rest to JSON (no pickles)."""
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    osd = opt.state_dict()
-    for pid, st in osd["state"].items():
-        for name, value in st.items():
-            tensors[f"opt.{pid}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
-    tensors.update({k: v.cpu().contiguous() for k, v in (at.rng or {}).items()})
-    state_dir = run / "state"
-    state_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(state_dir / "state.safetensors") as tmp:
-        save_file(tensors, str(tmp))
-    write_json(state_dir / "state.json", {"epoch": at.epoch, "batch": at.batch, "loss": at.loss, "count": at.count,
-                                          "param_groups": osd["param_groups"],
-                                          "scaler": scaler.state_dict() if scaler is not None else None})
+    """Model + Adam tensors (and the random state, mid-epoch) to safetensors, the rest to JSON (no pickles):
+    ``state/state.safetensors`` and ``state/state.json``, the folder replaced as a whole."""
+    opt_tensors, opt_meta = optimizer_tensors("opt", opt)
+    tensors = {**prefixed("model.", model.state_dict()), **opt_tensors, **prefixed("rng.", at.rng or {})}
+    meta = {"epoch": at.epoch, "batch": at.batch, "loss": at.loss, "count": at.count, **opt_meta,
+            "scaler": scaler.state_dict() if scaler is not None else None}
+    with atomic_dir(run / "state") as tmp:
+        save_state(tmp / "state.safetensors", tensors)
+        write_json(tmp / "state.json", meta)
 
 
 def _load_state(run: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, scaler) -> _Resumed:
     """Restore what ``_save_state`` wrote; returns where it stands."""
     meta = read_json(run / "state" / "state.json", "resumable state")
     try:
-        tensors = read_weights(run / "state" / "state.safetensors")
-        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        state: dict = {}
-        for key, value in tensors.items():
-            if key.startswith("opt."):
-                _, pid, name = key.split(".", 2)
-                state.setdefault(int(pid), {})[name] = value
-        opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        tensors, _ = load_state(run / "state" / "state.safetensors")
+        model.load_state_dict(unprefixed("model.", tensors))
+        load_optimizer(opt, "opt", tensors, meta, run / "state")
         if scaler is not None and meta.get("scaler"):
             scaler.load_state_dict(meta["scaler"])
         at = _Resumed(epoch=int(meta["epoch"]), batch=int(meta.get("batch", 0)),  # states of earlier versions:
                       loss=float(meta.get("loss", 0.0)), count=int(meta.get("count", 0)))  # epoch boundaries
         if at.batch:
-            at.rng = {k: v for k, v in tensors.items() if k.startswith("rng.")}
-            if "rng.cpu" not in at.rng:
+            at.rng = unprefixed("rng.", tensors)
+            if "cpu" not in at.rng:
                 raise KeyError("rng.cpu")
         return at
     except (CheckpointError, OSError, KeyError, TypeError, ValueError, RuntimeError) as exc:  # damaged or foreign
@@ -282,8 +223,9 @@ def _load_state(run: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, s
                                              "folder to start over (the epoch checkpoints stay)") from None
 
 
-def train(items: list[Item], spec: LabelSpec, task: Literal["segmentation", "keypoints"], config: TrainConfig,
-          run: str | Path, device: torch.device, source: dict | None = None, quiet: bool = False) -> Path:
+def train(items: list[Item], spec: LabelSpec, task: Literal["segmentation", "keypoints"],
+          config: SegmenterTrainingConfig, run: str | Path, device: torch.device, source: dict | None = None,
+          quiet: bool = False) -> Path:
     """Train DeepLabV3 on ``items``; writes the run folder and returns it.
 
     Segmentation: cross-entropy over ``spec.num_classes`` classes. Keypoints:
@@ -322,8 +264,9 @@ def train(items: list[Item], spec: LabelSpec, task: Literal["segmentation", "key
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                            **adam_kwargs(device))
-    use_amp = config.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda") if use_amp else None
+    amp_dtype = autocast_dtype(config.precision, device)
+    # float16 needs loss scaling against underflowing gradients; bfloat16 has float32's range.
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     resumed = _Resumed()
     if resuming:
         resumed = _load_state(run, model, opt, scaler)
@@ -355,11 +298,11 @@ def train(items: list[Item], spec: LabelSpec, task: Literal["segmentation", "key
                            unit="batch", disable=quiet or None)
             for i, batch in enumerate(bar, start=skip):
                 if skip and i == skip:  # the loader has drawn its seeds: dropout goes on where it stopped
-                    _set_rng_state(resumed.rng)
+                    restore_rng(resumed.rng, device)
                 for group in opt.param_groups:
                     group["lr"] = lr_at(config, (epoch - 1) * steps_per_epoch + i, total_steps)
                 x = batch["image"].to(device, non_blocking=True)
-                with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
                     out = model(x)
                 if task == "segmentation":
                     loss = segmentation_loss(out, batch["target"].to(device), class_weights, spec.has_ignore)
@@ -379,7 +322,7 @@ def train(items: list[Item], spec: LabelSpec, task: Literal["segmentation", "key
                 bar.set_postfix(loss=f"{total / count:.4f}")
                 if signals.signum is not None:
                     bar.close()
-                    _save_state(run, model, opt, scaler, _Resumed(epoch - 1, i + 1, total, count, _rng_state(device)))
+                    _save_state(run, model, opt, scaler, _Resumed(epoch - 1, i + 1, total, count, rng_tensors(device)))
                     print(f"train-segmenter: stopped by {signals.name} after batch {i + 1} of epoch {epoch}; "
                           f"run the same command again to resume ({run / 'state'})", flush=True)
                     raise Interrupted(str(run / "state"))

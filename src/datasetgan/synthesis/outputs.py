@@ -10,8 +10,8 @@ from PIL import Image
 
 from datasetgan.core.fileio import write_json
 from datasetgan.core.images import grid, overlay, save_png
-from datasetgan.core.labels import LabelSpec
 from datasetgan.core.report import HtmlReport
+from datasetgan.labels import LabelSpec
 
 SHEET_MAX = 64
 

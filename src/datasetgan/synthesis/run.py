@@ -36,7 +36,6 @@ import math
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,71 +44,17 @@ import torch
 from datasetgan.core.errors import UserError
 from datasetgan.core.fileio import atomic_path, read_json, read_jsonl, write_json
 from datasetgan.core.images import save_png, to_uint8
-from datasetgan.core.labels import IGNORE, LabelSpec
 from datasetgan.core.progress import progress
 from datasetgan.generator import Generator
 from datasetgan.interpreter.artifact import Interpreter
 from datasetgan.interpreter.predict import Workspace, first_layer_precision, predict
+from datasetgan.labels import IGNORE, LabelSpec, write_keypoints, write_label_map
+from datasetgan.synthesis.config import SynthesisConfig
 from datasetgan.synthesis.render import padded_batch_size, render_batch
 from datasetgan.synthesis.outputs import write_coco_keypoints, write_contact_sheet
 
 FORMAT = "datasetgan-dataset"
-PRECISIONS = ("auto", "float32", "bfloat16")
 STAGING = ".staging"
-
-
-@dataclass(frozen=True)
-class SynthesisConfig:
-    n: int
-    seed_start: int = 0
-    truncation: float = 0.7
-    truncation_cutoff: int | None = None
-    drop_uncertain: float = 0.1
-    batch_size: int = 8  # seeds per generator call; the data set never depends on it (see render.py)
-    class_idx: int | None = None
-    # Segmentation: pixels whose Jensen-Shannon divergence exceeds this are written as unlabelled
-    # (the spec's ignore_index, else IGNORE), so a segmenter trained on the set skips them.
-    ignore_pixels_above: float | None = None
-    # (index, count): stage only the seeds ``seed_start + index + k * count``, and do not finalise.
-    shard: tuple[int, int] | None = None
-    # The interpreter's first-layer matmuls: "auto" (bfloat16 on a CPU with AMX or AVX512-BF16, else float32),
-    # "float32" or "bfloat16" (see interpreter/predict.py). The resolved one is part of the run key.
-    precision: str = "auto"
-
-    def __post_init__(self) -> None:
-        if self.n < 1:
-            raise UserError(f"--n {self.n}: must be >= 1")
-        if self.seed_start < 0 or self.seed_start + self.n > 2 ** 32:
-            raise UserError(f"--seed-start {self.seed_start}: seeds must lie in [0, 2**32)")
-        if not 0 <= self.drop_uncertain < 1:
-            raise UserError(f"--drop-uncertain {self.drop_uncertain}: must lie in [0, 1)")
-        if self.batch_size < 1:
-            raise UserError(f"--batch-size {self.batch_size}: must be >= 1")
-        if self.ignore_pixels_above is not None and not self.ignore_pixels_above > 0:
-            raise UserError(f"--ignore-pixels-above {self.ignore_pixels_above}: must be > 0")
-        if self.precision not in PRECISIONS:
-            raise UserError(f"--precision {self.precision}: expected one of {', '.join(PRECISIONS)}")
-        if self.shard is not None:
-            index, count = self.shard
-            if not 0 <= index < count:
-                raise UserError(f"--shard {index}/{count}: expected I/N with 0 <= I < N, e.g. 0/4 to 3/4")
-
-    @property
-    def seeds(self) -> list[int]:
-        return list(range(self.seed_start, self.seed_start + self.n))
-
-    @property
-    def shard_seeds(self) -> list[int]:
-        """The seeds this run renders: all of them, or every ``count``-th from the shard's index."""
-        if self.shard is None:
-            return self.seeds
-        index, count = self.shard
-        return self.seeds[index::count]
-
-    @property
-    def keep_count(self) -> int:
-        """``N - round(N * drop)`` (round half up)."""
-        return self.n - int(math.floor(self.n * self.drop_uncertain + 0.5))
 
 
 def run_key(config: SynthesisConfig, generator_fp: str, interpreter_fp: str,
@@ -146,7 +91,7 @@ def _write_candidate(staging: Path, seed: int, image: np.ndarray, pred, i: int, 
             counts -= np.bincount(labels[unsure], minlength=interp.spec.num_classes)
             labels[unsure] = unlabelled_id(interp.spec)
             record["unlabelled_pixels"] = int(unsure.sum())
-        save_png(staging / f"{seed:06d}.label.png", labels, palette=interp.spec.palette)
+        write_label_map(staging / f"{seed:06d}.label.png", labels, interp.spec)
         record["class_pixels"] = {name: int(c) for name, c in zip(interp.spec.classes, counts)}
     else:
         record["keypoints"] = [[round(float(x), 3), round(float(y), 3), int(v)]
@@ -297,7 +242,7 @@ def finalise(out: Path, interp: Interpreter, config: SynthesisConfig, key: dict,
         else:
             entry["label"] = f"labels/{stem}.json"
             entry["keypoints"] = r["keypoints"]
-            write_json(out / entry["label"], r["keypoints"], indent=None)
+            write_keypoints(out / entry["label"], r["keypoints"], interp.spec)
         manifest.append(entry)
     with atomic_path(out / "manifest.jsonl") as tmp:
         tmp.write_text("".join(json.dumps(e) + "\n" for e in manifest), encoding="utf-8")

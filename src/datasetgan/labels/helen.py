@@ -1,4 +1,4 @@
-"""Importers that turn public labelled data sets into this project's label files.
+"""Helen's face landmarks as this project's keypoint label files.
 
 Helen (29 LFPW landmarks, ``helen.mat``: ``imgs`` file names and ``Pts``, per
 image a 2x29 array, row 0 = x, row 1 = y). The coordinates are MATLAB's
@@ -13,7 +13,6 @@ tightly to the face. ``crop`` frames Helen like UTKFace: a square of
 moved (then shrunk) to stay inside the photo.
 """
 
-
 from __future__ import annotations
 
 import shutil
@@ -23,9 +22,9 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from datasetgan.core.errors import UserError
-from datasetgan.core.fileio import write_json
-from datasetgan.core.labels import LabelSpec, save_label_spec
-from datasetgan.segmenter.data import Item
+from datasetgan.labels.items import Item
+from datasetgan.labels.keypoints import write_keypoints
+from datasetgan.labels.spec import LabelSpec, save_label_spec
 
 HELEN_KEYPOINTS = 29
 
@@ -139,7 +138,6 @@ def import_helen(root: str | Path, out: str | Path, subset: str = "all", crop: f
     for item in chosen:
         if crop is None:
             shutil.copyfile(item.image, out / "images" / item.image.name)
-        write_json(out / "labels" / f"{item.stem}.json", [[round(float(x), 3), round(float(y), 3), int(v)]
-                                                          for x, y, v in item.keypoints], indent=None)
+        write_keypoints(out / "labels" / f"{item.stem}.json", item.keypoints, spec)
     save_label_spec(out / "spec.json", spec)
     return len(chosen)

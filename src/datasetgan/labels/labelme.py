@@ -37,9 +37,10 @@ import numpy as np
 from PIL import Image
 
 from datasetgan.core.errors import LabelError, UserError
-from datasetgan.core.fileio import read_json, write_json
-from datasetgan.core.images import save_png
-from datasetgan.core.labels import LabelSpec
+from datasetgan.core.fileio import read_json
+from datasetgan.labels.keypoints import write_keypoints
+from datasetgan.labels.masks import write_label_map
+from datasetgan.labels.spec import LabelSpec
 
 AREA_SHAPES = ("polygon", "rectangle", "circle", "mask")
 Uncovered = Literal["background", "ignore"]
@@ -176,14 +177,12 @@ def import_labelme(src: str | Path, spec: LabelSpec, out: str | Path,
     if not files:
         raise UserError(f"{src}: no LabelMe .json files")
     converted = [(p.stem, *convert_labelme(p, spec, uncovered)) for p in files]  # every file checked first
-    palette = spec.palette if spec.classes else None
     counts = {"files": len(files), "masks": 0, "keypoint_files": 0}
     for stem, ids, keypoints in converted:
         if ids is not None:
-            save_png(out / f"{stem}.png", ids, palette=palette)
+            write_label_map(out / f"{stem}.png", ids, spec)
             counts["masks"] += 1
         if keypoints is not None:
-            write_json(out / f"{stem}.json", [[round(x, 3), round(y, 3), int(v)] for x, y, v in keypoints.tolist()],
-                       indent=None)
+            write_keypoints(out / f"{stem}.json", keypoints, spec)
             counts["keypoint_files"] += 1
     return counts

@@ -1,17 +1,15 @@
-"""Label specs, label maps (every format), keypoints and file pairing."""
+"""Label maps: every format read as class ids, unlabelled pixels, and the indexed PNG writer."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from datasetgan.core.errors import LabelError, UserError
-from datasetgan.core.labels import (IGNORE, LabelSpec, load_label_spec, match_images_labels, match_labels,
-                                    read_keypoints, read_label_map)
+from datasetgan.core.errors import LabelError
+from datasetgan.labels import IGNORE, LabelSpec, load_label_spec, read_label_map, write_label_map
 
 REPO = Path(__file__).resolve().parents[2]
 FASSEG_SPEC = REPO / "configs" / "labels" / "fasseg.yaml"
@@ -26,49 +24,6 @@ def spec() -> LabelSpec:
 def ids() -> np.ndarray:
     return np.array([[0, 1, 2, 2], [1, 1, 0, 2], [2, 0, 0, 1]], np.int64)
 
-
-# ----------------------------------------------------------------------------- spec
-
-def test_spec_round_trip_and_default_palette(tmp_path):
-    s = LabelSpec(classes=("bg", "x"), keypoints=("l", "r"), keypoint_flip=((0, 1),))
-    assert s.num_classes == 2 and len(s.palette) == 2 and s.palette[0] == (0, 0, 0)
-    assert LabelSpec.from_dict(s.to_dict()) == s
-    assert s.flip_permutation() == [1, 0]
-    p = tmp_path / "s.json"
-    p.write_text(json.dumps(s.to_dict()))
-    assert load_label_spec(p) == s
-
-
-def test_spec_yaml_preset_fasseg():
-    s = load_label_spec(FASSEG_SPEC)
-    assert s.classes == ("background", "hair", "skin", "eyes", "nose", "mouth")
-    assert s.palette[1] == (127, 0, 0)
-
-
-@pytest.mark.parametrize("text, message", [
-    ("classes: [a, b]\ncolours: []\n", "unknown key 'colours'"),
-    ("classes: [a, b]\npalette: [[0,0,0]]\n", "key 'palette': 1 colours for 2 classes"),
-    ("classes: [a, b]\npalette: [[0,0,0],[0,0,300]]\n", "not three values in 0..255"),
-    ("classes: [a, b]\npalette: [[1,2,3],[1,2,3]]\n", "share the colour"),
-    ("classes: [a, a]\n", "duplicate class name"),
-    ("palette: []\n", "key 'classes'"),
-    ("classes: [a]\nkeypoints: [l, r]\nkeypoint_flip: [[l, q]]\n", "'q' is not a keypoint name"),
-    ("classes: [a, b]\nignore_index: 1\n", "key 'ignore_index': 1 must not be a class id; expected 2..255"),
-    ("classes: [a, b]\nignore_index: 256\n", "key 'ignore_index': 256 must not be a class id"),
-    ("classes: [a, b]\nignore_index: void\n", "key 'ignore_index': expected an integer id"),
-    ("classes: [a, b]\npalette: [[0,0,0],[9,9,9]]\nignore_colour: [9, 9, 9]\n",
-     "key 'ignore_colour': [9, 9, 9] is the colour of class 1"),
-    ("classes: [a, b]\nignore_colour: [1, 2]\n", "key 'ignore_colour': expected an [r, g, b] integer triple"),
-])
-def test_spec_errors_name_file_and_key(tmp_path, text, message):
-    p = tmp_path / "bad.yaml"
-    p.write_text(text)
-    with pytest.raises(LabelError) as err:
-        load_label_spec(p)
-    assert str(p) in str(err.value) and message in str(err.value)
-
-
-# ----------------------------------------------------------------------------- label maps
 
 def test_read_npy_grey_palette_and_rgb(tmp_path, spec):
     labels = ids()
@@ -170,6 +125,7 @@ def test_unlabelled_pixels_read_as_ignore(tmp_path):
     assert np.array_equal(read_label_map(tmp_path / "d.png", colour_only), expected)
 
 
+@pytest.mark.shared_data("fasseg")
 def test_fasseg_masks_load(shared_data):
     spec = load_label_spec(FASSEG_SPEC)
     files = sorted((shared_data / "fasseg" / "V2" / "Train_Labels").glob("*.png"))
@@ -186,75 +142,20 @@ def test_fasseg_masks_load(shared_data):
         read_label_map(files[0], no_mouth)
 
 
-# ----------------------------------------------------------------------------- keypoints
-
-def test_keypoints(tmp_path):
-    spec = LabelSpec(classes=(), keypoints=("l", "r", "n"))
-    p = tmp_path / "k.json"
-    p.write_text(json.dumps([[1.5, 2, 1], [3, 0, 1], [99, 99, 0]]))
-    kp = read_keypoints(p, spec, size=(4, 4))
-    assert kp.shape == (3, 3) and kp[0, 0] == 1.5 and kp[2, 2] == 0
-    p.write_text(json.dumps([[1, 2, 1], [3, 0, 1]]))
-    with pytest.raises(LabelError, match="2 keypoints, but the spec names 3"):
-        read_keypoints(p, spec)
-    p.write_text(json.dumps([[1, 2, 1], [3, 0, 1], [5, 1, 1]]))
-    with pytest.raises(LabelError, match=r"keypoint 2 \(n\) at \(5, 1\) lies outside the 4x4"):
-        read_keypoints(p, spec, size=(4, 4))
-
-
-# ----------------------------------------------------------------------------- pairing
-
-def _touch(folder: Path, *names: str) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for n in names:
-        (folder / n).write_bytes(b"")
-
-
-def test_match_labels(tmp_path):
-    _touch(tmp_path / "L", "000001.png", "000003.npy", ".hidden.png", "notes.txt")
-    got = match_labels(["000001", "000002", "000003"], tmp_path / "L")
-    assert list(got) == ["000001", "000003"] and got["000003"].suffix == ".npy"
-    _touch(tmp_path / "L", "000009.png")
-    with pytest.raises(LabelError, match=r"000009\.png.*label without a sample"):
-        match_labels(["000001", "000003"], tmp_path / "L")
-    _touch(tmp_path / "E", "readme.txt")
-    with pytest.raises(UserError, match=r"E: no label files"):
-        match_labels(["000001"], tmp_path / "E")
-    _touch(tmp_path / "D", "a.png", "a.npy")
-    with pytest.raises(UserError, match="share the stem 'a'"):
-        match_labels(["a"], tmp_path / "D")
-
-
-def test_match_images_labels(tmp_path):
-    _touch(tmp_path / "I", "a.jpg", "b.png", "c.png")
-    _touch(tmp_path / "L", "a.png", "b.npy", "d.png")
-    with pytest.raises(UserError) as err:
-        match_images_labels(tmp_path / "I", tmp_path / "L")
-    msg = str(err.value)
-    assert "without a label: c.png" in msg and "without an image: d.png" in msg
-    (tmp_path / "L" / "d.png").unlink()
-    _touch(tmp_path / "L", "c.png")
-    pairs = match_images_labels(tmp_path / "I", tmp_path / "L")
-    assert [p[0] for p in pairs] == ["a", "b", "c"]
-
-
-def test_cvat_labelmap_is_a_spec(tmp_path):
-    """CVAT's "Segmentation mask 1.1" export: labelmap.txt beside colour-coded masks."""
-    lm = tmp_path / "labelmap.txt"
-    lm.write_text("# label:color_rgb:parts:actions\nbackground:0,0,0::\nhair:250,50,83::\n"
-                  "skin: 51,221,255 ::\n\n")
-    spec = load_label_spec(lm)
-    assert list(spec.classes) == ["background", "hair", "skin"]
-    assert [list(c) for c in spec.palette] == [[0, 0, 0], [250, 50, 83], [51, 221, 255]]
-    rgb = np.zeros((4, 4, 3), np.uint8)
-    rgb[:2] = (250, 50, 83)
-    rgb[3, 3] = (51, 221, 255)
-    Image.fromarray(rgb).save(tmp_path / "m.png")
-    ids = read_label_map(tmp_path / "m.png", spec)
-    assert (ids[:2] == 1).all() and ids[3, 3] == 2 and ids[2, 0] == 0
-    lm.write_text("background:0,0,0::\nhair:250,50::\n")
-    with pytest.raises(LabelError, match=r"labelmap.txt: line 2: expected 'name:r,g,b:parts:actions'"):
-        load_label_spec(lm)
-    lm.write_text("background:0,0,0::\nbackground:1,1,1::\n")
-    with pytest.raises(LabelError, match="duplicate class name 'background'"):
-        load_label_spec(lm)
+def test_write_label_map_is_an_indexed_png_that_reads_back(tmp_path, spec):
+    write_label_map(tmp_path / "m.png", ids().astype(np.uint8), spec)
+    image = Image.open(tmp_path / "m.png")
+    assert image.mode == "P" and image.getpalette()[:9] == [v for c in PALETTE for v in c]
+    assert np.array_equal(read_label_map(tmp_path / "m.png", spec, size=(3, 4)), ids())
+    # Unlabelled pixels: the spec's ignore_index (or IGNORE) is written and read back as IGNORE.
+    void = LabelSpec(classes=("bg", "a", "b"), palette=PALETTE, ignore_index=250)
+    raw = ids()
+    raw[0, 0] = 250
+    write_label_map(tmp_path / "v.png", raw, void)
+    expected = ids()
+    expected[0, 0] = IGNORE
+    assert np.array_equal(read_label_map(tmp_path / "v.png", void), expected)
+    raw[0, 0] = 3
+    with pytest.raises(ValueError, match=r"x\.png: id 3 is neither"):
+        write_label_map(tmp_path / "x.png", raw, spec)
+    assert not (tmp_path / "x.png").exists()

@@ -1,15 +1,17 @@
-"""The Helen importer on the real data in ../shared/data."""
+"""The Helen importer, on the real data (the research data folder, see tests/conftest.py) and on damaged files."""
 
 from __future__ import annotations
 
 import json
 
 import numpy as np
+import pytest
 
-from datasetgan.core.labels import load_label_spec, read_keypoints
-from datasetgan.evaluation.importers import helen_items, helen_split, import_helen
+from datasetgan.labels import load_label_spec, read_keypoints
+from datasetgan.labels.helen import helen_items, helen_split, import_helen
 
 
+@pytest.mark.shared_data("helen")
 def test_helen_items_split_and_flip_pairs(shared_data):
     items, spec = helen_items(shared_data / "helen")
     assert len(items) == 348 and spec.num_keypoints == 29
@@ -22,6 +24,7 @@ def test_helen_items_split_and_flip_pairs(shared_data):
     assert len(spec.keypoint_flip) == 11 and (0, 1) in spec.keypoint_flip and (22, 23) in spec.keypoint_flip
 
 
+@pytest.mark.shared_data("helen")
 def test_import_helen_writes_readable_labels(shared_data, tmp_path):
     n = import_helen(shared_data / "helen", tmp_path, subset="test")
     assert n == 100
@@ -56,8 +59,8 @@ def test_damaged_helen_mat_is_named(tmp_path):
 def test_face_crop_moves_keypoints_with_the_pixels(tmp_path):
     from PIL import Image
 
-    from datasetgan.evaluation.importers import crop_items, face_crop_box
-    from datasetgan.segmenter.data import Item
+    from datasetgan.labels import Item
+    from datasetgan.labels.helen import crop_items, face_crop_box
     img = np.zeros((90, 120, 3), np.uint8)
     img[40, 50] = (255, 0, 0)                  # the keypoints' pixels
     img[60, 80] = (0, 255, 0)

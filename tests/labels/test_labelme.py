@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from datasetgan.cli import main
-from datasetgan.core.labels import IGNORE, load_label_spec, read_keypoints, read_label_map
+from datasetgan.labels import IGNORE, load_label_spec, read_keypoints, read_label_map
 
 H, W = 14, 16
 
