@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from datasetgan.generator import load_generator
 from datasetgan.interpreter.artifact import Interpreter
-from datasetgan.interpreter.predict import Prediction, Workspace, predict, predict_straightforward
+from datasetgan.interpreter.predict import Prediction, Workspace, predict_straightforward
 from datasetgan.synthesis.render import padded_batch_size, render_batch
 
 PRECISIONS = ("float32", "bfloat16")
@@ -84,8 +84,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     G = load_generator(args.generator).eval()
-    interp = Interpreter.load(args.interpreter)
-    sel = interp.selected_features(G, source=args.interpreter)
+    interp = Interpreter.load(args.interpreter).bind(G, source=args.interpreter)
     seeds = list(range(args.seed_start, args.seed_start + args.images))
     size = padded_batch_size(args.batch_size, len(seeds))
     ws = Workspace()
@@ -93,12 +92,11 @@ def main() -> None:
     with torch.no_grad():
         for start in tqdm(range(0, len(seeds), size), desc="seeds", unit="batch"):
             batch = seeds[start:start + size]
-            _, feats = render_batch(G, batch, size, args.truncation)
-            maps = sel.pick(feats)
-            ref = predict_straightforward(interp.model, maps, interp.out_size, interp.upsample, interp.task)
+            img, feats = render_batch(G, batch, size, args.truncation)
+            ref = predict_straightforward(interp.model, interp.selection.pick(feats, img), interp.out_size,
+                                          interp.upsample, interp.task, interp.visibility_threshold)
             for name in PRECISIONS:
-                fast = predict(interp.model, maps, interp.out_size, interp.upsample, interp.task, workspace=ws,
-                               first_layer_dtype=getattr(torch, name))
+                fast = interp.predict(feats, img, workspace=ws, first_layer_dtype=getattr(torch, name))
                 compare(fast, ref, args.ignore_above, totals[name])
     what = (f"{100 * totals['float32']['kept'] / totals['float32']['pixels']:.2f}% of pixels have JS <= "
             f"{args.ignore_above}" if interp.task == "segmentation" else f"{interp.model.config.num_outputs} keypoints")

@@ -31,15 +31,15 @@ import torch
 import torch.nn.functional as F
 
 from datasetgan.gan_training.augment import AdaController, AdaptiveAugment
-from datasetgan.gan_training.config import TrainConfig, resolve
+from datasetgan.gan_training.config import GanTrainingConfig, resolve
 from datasetgan.gan_training.distributed import DistInfo
 from datasetgan.gan_training.loop import _autocast_dtype, build_networks, make_optimizer
 from datasetgan.gan_training.losses import LossContext
 from datasetgan.gan_training.step import StepParts, train_step
 
 PRESETS = {
-    "cpu": dict(resolution=32, channel_base=2048, channel_max=64, map_depth=2, batch=16, z_dim=128, w_dim=128),
-    "h100": dict(resolution=64, channel_base=8192, channel_max=256, map_depth=2, batch=256),
+    "cpu": dict(resolution=32, channel_base=2048, channel_max=64, map_depth=2, batch_size=16, z_dim=128, w_dim=128),
+    "h100": dict(resolution=64, channel_base=8192, channel_max=256, map_depth=2, batch_size=256),
 }
 
 
@@ -182,7 +182,7 @@ def straightforward_step(G, G_ema, D, opt_G, opt_D, augment, real, cfg, step, cu
 
 # ---- measurement -----------------------------------------------------------------------------
 
-def setup(kind: str, cfg: TrainConfig, device: torch.device):
+def setup(kind: str, cfg: GanTrainingConfig, device: torch.device):
     """Networks, optimisers and a ``one(step, nimg, phase) -> nimg`` closure for ``kind``."""
     G, G_ema, D = build_networks(cfg, device)
     G.train()
@@ -191,7 +191,7 @@ def setup(kind: str, cfg: TrainConfig, device: torch.device):
     r1 = cfg.r1_interval / (cfg.r1_interval + 1)
     opt_D = make_optimizer(D, cfg, cfg.r1_interval, device) if kind == "ours" else torch.optim.Adam(
         D.parameters(), lr=cfg.lr * r1, betas=(cfg.beta1 ** r1, cfg.beta2 ** r1), eps=cfg.eps, foreach=False)
-    real = torch.rand(cfg.batch, 3, cfg.resolution, cfg.resolution, device=device) * 2 - 1
+    real = torch.rand(cfg.batch_size, 3, cfg.resolution, cfg.resolution, device=device) * 2 - 1
     if kind == "ours":
         channels_last = cfg.channels_last and device.type == "cuda"
         if channels_last:
@@ -205,7 +205,7 @@ def setup(kind: str, cfg: TrainConfig, device: torch.device):
                           pl_mean=torch.zeros([], device=device),
                           synthesis=torch.compile(G.synthesis) if cfg.compile else None)
         parts = StepParts(cfg=cfg, ctx=ctx, G=G, G_ema=G_ema, D=D, opt_G=opt_G, opt_D=opt_D, ada=ada,
-                          info=DistInfo(), chunk=cfg.batch)
+                          info=DistInfo(), chunk=cfg.batch_size)
         losses = []
 
         def one(step, nimg, phase):
@@ -242,7 +242,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="timed steps (a multiple of 16 covers R1 evenly)")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--batch", type=int)
+    ap.add_argument("--batch-size", type=int)
     ap.add_argument("--compile", action="store_true", help="torch.compile G.synthesis and D for the main passes (ours)")
     ap.add_argument("--only-ours", action="store_true")
     args = ap.parse_args()
@@ -253,9 +253,9 @@ def main() -> None:
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     preset = args.preset or ("h100" if device.type == "cuda" else "cpu")
     kw = dict(PRESETS[preset])
-    if args.batch:
-        kw["batch"] = args.batch
-    cfg = resolve(TrainConfig(data="-", **kw, compile=args.compile, device=str(device)))
+    if args.batch_size:
+        kw["batch_size"] = args.batch_size
+    cfg = resolve(GanTrainingConfig(data="-", **kw, compile=args.compile, device=str(device)))
     steps = args.steps or 16
     print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}), "
           f"threads {torch.get_num_threads()}, preset {preset}: {kw}, {steps} timed steps "
@@ -276,8 +276,8 @@ def main() -> None:
         with timer("augment fwd (inside D/G)"):
             for _ in range(steps):
                 impls[k][1]()
-        ips = cfg.batch * steps / best[k]
-        print(f"\n{k:16s} {ips:9.1f} img/s   ({best[k] / steps * 1000:.1f} ms/step, {best[k] / steps / cfg.batch * 1000:.2f} s/kimg)")
+        ips = cfg.batch_size * steps / best[k]
+        print(f"\n{k:16s} {ips:9.1f} img/s   ({best[k] / steps * 1000:.1f} ms/step, {best[k] / steps / cfg.batch_size * 1000:.2f} s/kimg)")
         total = sum(v for n, v in timer.times.items() if not n.startswith("augment"))
         for n, v in timer.times.items():
             share = f"{100 * v / total:5.1f}%" if not n.startswith("augment") else "  (part of the above)"

@@ -51,14 +51,14 @@ step synthesis_speed "$SYNTH_S" "$PY" benchmarks/synthesis_speed.py --device cud
 "$PY" -c "from datasetgan.demo.render import render_dataset; render_dataset('/tmp/demo_faces', 5000, 0, labels=False)" \
     > "$OUT/render.log" 2>&1
 step demo_gan "$DEMO_S" "$PY" -m datasetgan.cli train-gan --data /tmp/demo_faces/images --resolution 64 \
-    --out "$OUT/demo_gan_runs" --kimg 100000 --batch 64 --aug none --mirror --channel-base 512 --channel-max 128 \
+    --out "$OUT/demo_gan_run" --kimg 100000 --batch-size 64 --aug none --flip --channel-base 512 --channel-max 128 \
     --map-depth 2 --z-dim 128 --w-dim 128 --tick-kimg 20 --snap-ticks 5 --image-ticks 5 --keep-snapshots 1 \
     --seed 0 --device cuda
 
 # Issue 4 item 4: UTKFace at 64x64, the issue's config (channel base 8192, max 256, mapping 2, batch 256, ADA).
 if [ -f gpu_data/utkface64.zip ]; then
     step utkface_gan "$UTK_S" "$PY" -m datasetgan.cli train-gan --data gpu_data/utkface64.zip --resolution 64 \
-        --out "$OUT/utk_runs" --kimg 100000 --batch 256 --aug ada --mirror --channel-base 8192 --channel-max 256 \
+        --out "$OUT/utk_run" --kimg 100000 --batch-size 256 --aug ada --flip --channel-base 8192 --channel-max 256 \
         --map-depth 2 --tick-kimg 40 --snap-ticks 5 --image-ticks 5 --keep-snapshots 1 --seed 0 --device cuda
 else
     echo "== utkface_gan skipped: gpu_data/utkface64.zip not carried (run scripts/prepare_gpu_data.py first)"

@@ -22,7 +22,7 @@
 # features labelled best; or RUNS=B) for the whole call.
 #
 # Usage, with the device tool:  run(command="bash scripts/gpu_demo_gans.sh", timeout_s=590)
-# To continue run A from the snapshot A_full.tar brought back:  mkdir -p gpu_data/runs_A/00001-demo-A/snapshots,
+# To continue run A from the snapshot A_full.tar brought back:  mkdir -p gpu_data/run_A/snapshots,
 # untar it there (gpu_data/ is ignored; carry it), then  run(command="RUNS=A STOP_AT=170 bash
 # scripts/gpu_demo_gans.sh", carry=["gpu_data"], timeout_s=220)
 # STOP_AT (seconds after the start, default 510) is when the runs get SIGTERM.
@@ -36,7 +36,7 @@ PY="${PY:-python3}"
 DEVICE="${DEVICE:-cuda}"          # cpu for a dry run of this script
 PER_PROC="${PER_PROC:-2000}"     # faces per render process (15 processes)
 RUNS="${RUNS:-A B C}"             # which of the three to train
-RESUME="${RESUME:-gpu_data}"     # runs_A/ etc. here (a run folder with its snapshot) are continued
+RESUME="${RESUME:-gpu_data}"     # run_A/ etc. here (a run folder with its snapshot) are continued
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 mkdir -p "$OUT" "$WORK/logs"
 elapsed() { echo $(( $(date +%s) - T0 )); }
@@ -58,17 +58,16 @@ wait
 echo "rendered $(ls "$WORK/faces/images" | wc -l) faces at $(elapsed) s; CUDA tests: $(tail -n 1 "$WORK/logs/gpu-tests.log" 2>/dev/null)"
 
 LIMIT=$(( STOP_AT - $(elapsed) ))
-launch() {  # launch NAME BASE MAX ZW; a run folder under $RESUME/runs_NAME is continued (--resume latest)
-    local name="$1" base="$2" max="$3" zw="$4" resume=()
+launch() {  # launch NAME BASE MAX ZW; the run folder $RESUME/run_NAME is continued (the same --out resumes)
+    local name="$1" base="$2" max="$3" zw="$4"
     case " $RUNS " in *" $name "*) ;; *) return ;; esac
-    if [ -d "$RESUME/runs_$name" ]; then
-        mkdir -p "$WORK/runs_$name" && cp -r "$RESUME/runs_$name"/. "$WORK/runs_$name"/
-        resume=(--resume latest)
+    if [ -d "$RESUME/run_$name" ]; then
+        mkdir -p "$WORK/run_$name" && cp -r "$RESUME/run_$name"/. "$WORK/run_$name"/
     fi
-    OMP_NUM_THREADS=4 timeout -s TERM -k 60 "$LIMIT" "$PY" -m datasetgan.cli train-gan "${resume[@]}" \
-        --data "$WORK/faces/images" --resolution 64 --out "$WORK/runs_$name" --name "demo-$name" \
-        --kimg 100000 --batch 64 --aug none --mirror --channel-base "$base" --channel-max "$max" --map-depth 2 \
-        --z-dim "$zw" --w-dim "$zw" --precision fp32 --tick-kimg 10 --snap-ticks 100000 --snap-minutes 1.5 \
+    OMP_NUM_THREADS=4 timeout -s TERM -k 60 "$LIMIT" "$PY" -m datasetgan.cli train-gan \
+        --data "$WORK/faces/images" --resolution 64 --out "$WORK/run_$name" \
+        --kimg 100000 --batch-size 64 --aug none --flip --channel-base "$base" --channel-max "$max" --map-depth 2 \
+        --z-dim "$zw" --w-dim "$zw" --precision float32 --tick-kimg 10 --snap-ticks 100000 --snap-minutes 1.5 \
         --image-ticks 10 --keep-snapshots 0 --metrics none --seed 0 --device "$DEVICE" \
         > "$WORK/logs/train-$name.log" 2>&1 &
 }
@@ -83,7 +82,7 @@ echo "training stopped at $(elapsed) s"
 for name in $RUNS; do echo "$name: $(grep -c '^tick' "$WORK/logs/train-$name.log") ticks; $(tail -n 2 "$WORK/logs/train-$name.log" | tr '\n' ' ' | cut -c1-300)"; done
 
 # Package: G_ema of the newest snapshots (as many as fit 16 MiB), A's newest snapshot in full.
-newest_run() { ls -d "$WORK/runs_$1"/*/ 2>/dev/null | tail -n 1; }  # newest_run NAME: its run folder, if any
+newest_run() { [ -d "$WORK/run_$1/snapshots" ] && echo "$WORK/run_$1"; }  # newest_run NAME: its run folder, if any
 pack_gema() {  # pack_gema NAME KEEP
     local run snaps
     run="$(newest_run "$1")"

@@ -30,13 +30,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 KIMG="${1:-244.928}"
 DATA="${DATA:-/tmp/demo_faces}"
-RUNS="${RUNS:-/tmp/demo_gan_runs}"
+RUN="${RUN:-/tmp/demo_gan_run}"      # the run folder; started again, the script resumes it
 BIN="${BIN:-.venv/bin}"
 
 "$BIN/python" -c "from datasetgan.demo.render import render_dataset; render_dataset('$DATA', 5000, 0, labels=False)"
 OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" nice -n 10 "$BIN/datasetgan" train-gan \
-    --data "$DATA/images" --resolution 64 --out "$RUNS" --kimg "$KIMG" --batch 16 --aug none --mirror \
+    --data "$DATA/images" --resolution 64 --out "$RUN" --kimg "$KIMG" --batch-size 16 --aug none --flip \
     --channel-base 512 --channel-max 128 --map-depth 2 --z-dim 128 --w-dim 128 \
     --tick-kimg 1 --snap-ticks 4 --image-ticks 2 --keep-snapshots 3 --seed 0 --device cpu
-RUN="$(ls -d "$RUNS"/*/ | sort | tail -n 1)"
 "$BIN/datasetgan" convert "$RUN" src/datasetgan/assets/demo_generator --overwrite

@@ -97,10 +97,13 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
     return None
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+@pytest.hookimpl(wrapper=True, tryfirst=True)   # around pytest's own: the line comes last, above the counts
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config):
+    result = yield
     no_data = config.stash.get(_NO_DATA_KEY, None)
     if no_data:
         terminalreporter.write_line(no_data["line"], yellow=True)
+    return result
 
 
 @pytest.fixture

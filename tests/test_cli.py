@@ -5,7 +5,7 @@ import pytest
 from datasetgan import cli
 from datasetgan.cli import build_parser
 
-SUBCOMMANDS = {"train-gan", "sample", "convert", "train-interpreter", "synthesize", "train-segmenter",
+SUBCOMMANDS = {"train-gan", "sample", "convert", "invert", "train-interpreter", "synthesize", "train-segmenter",
                "train-keypoints", "evaluate", "import-helen", "import-labelme", "demo"}
 
 

@@ -20,6 +20,7 @@ from datasetgan.core.options import check_required
 STAGE_CLIS = [
     "datasetgan.gan_training.cli",   # train-gan
     "datasetgan.generator.cli",      # sample, convert
+    "datasetgan.inversion.cli",      # invert
     "datasetgan.labels.cli",         # import-helen, import-labelme
     "datasetgan.interpreter.cli",    # train-interpreter
     "datasetgan.synthesis.cli",      # synthesize

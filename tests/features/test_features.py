@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from datasetgan.core.errors import UserError
-from datasetgan.features import (FeatureBank, FeatureConfig, gather_pixel_features,
-                                 project_first_layer, select_features, upsample_concat)
+from datasetgan.features import FeatureBank, FeatureConfig, select_features, upsample_concat
 from datasetgan.generator.features import FeatureSpec
+from tests.features.reference import gather_pixel_features, project_first_layer
 
 FM = namedtuple("FM", "name resolution channels")
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 # A 16x16 model small enough that a training step takes milliseconds on one CPU thread.
-TINY_FLAGS = ["--resolution", "16", "--batch", "4", "--channel-base", "128", "--channel-max", "32",
+TINY_FLAGS = ["--resolution", "16", "--batch-size", "4", "--channel-base", "128", "--channel-max", "32",
               "--map-depth", "1", "--z-dim", "16", "--w-dim", "16", "--gamma", "1", "--aug-p", "0.3",
               "--tick-kimg", "0.008", "--device", "cpu", "--quiet"]
 

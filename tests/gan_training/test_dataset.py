@@ -79,9 +79,9 @@ def test_data_order_is_a_function_of_seed_epoch_and_position():
     assert not torch.equal(DataOrder(10, seed=4).next(10), seq[:10])
 
 
-def test_mirror_doubles_and_flips(image_folder):
+def test_flip_doubles_the_data_set(image_folder):
     ds = load_dataset(image_folder, 16, quiet=True)
-    order = DataOrder(len(ds), seed=0, mirror=True)
+    order = DataOrder(len(ds), seed=0, flip=True)
     assert order.size == 24
     source = BatchSource(ds, torch.device("cpu"))
     x = source(torch.tensor([0, 12]))

@@ -21,29 +21,29 @@ def _need_cuda():
 
 
 @pytest.mark.parametrize("extra", [["--precision", "auto"],
-                                   ["--precision", "fp32", "--num-fp16-res", "2", "--conv-clamp", "256"]])
+                                   ["--precision", "float32", "--num-fp16-res", "2", "--conv-clamp", "256"]])
 def test_cuda_train_and_resume(image_folder, tmp_path, tiny_flags, extra):
     flags = [f if f != "cpu" else "cuda" for f in tiny_flags]
-    out = tmp_path / "runs"
+    out = tmp_path / "run"
     base = ["train-gan", "--data", str(image_folder), "--out", str(out), *flags, *extra]
     assert _run(base + ["--kimg", "0.008"]) == 0
-    assert _run(base + ["--kimg", "0.016", "--resume", "latest"]) == 0
-    snaps = list_snapshots(out / "00000-data-16")
+    assert _run(base + ["--kimg", "0.016"]) == 0                 # resumes the run in --out
+    snaps = list_snapshots(out)
     assert [s.name for s in snaps] == ["kimg-000000.008", "kimg-000000.016"]
 
 
 def test_training_step_never_waits_for_the_gpu():
     """A step (all four phases, EMA, ADA update) issues no host<->device synchronisation."""
     from datasetgan.gan_training.augment import AdaController, AdaptiveAugment
-    from datasetgan.gan_training.config import TrainConfig, resolve
+    from datasetgan.gan_training.config import GanTrainingConfig, resolve
     from datasetgan.gan_training.distributed import DistInfo
     from datasetgan.gan_training.loop import _autocast_dtype, build_networks, make_optimizer
     from datasetgan.gan_training.losses import LossContext
     from datasetgan.gan_training.step import StepParts, train_step
 
     device = torch.device("cuda")
-    cfg = resolve(TrainConfig(data="-", resolution=16, batch=8, channel_base=128, channel_max=32, map_depth=1,
-                              z_dim=16, w_dim=16, gamma=1.0, pl_weight=2.0, ada_interval=1))
+    cfg = resolve(GanTrainingConfig(data="-", resolution=16, batch_size=8, channel_base=128, channel_max=32,
+                                    map_depth=1, z_dim=16, w_dim=16, gamma=1.0, pl_weight=2.0, ada_interval=1))
     G, G_ema, D = build_networks(cfg, device)
     D = D.to(memory_format=torch.channels_last)
     augment = AdaptiveAugment(p=0.5).to(device)

@@ -21,13 +21,13 @@ def test_learns_red_images_with_blue_squares(tmp_path):
         y, x = rng.randint(0, 10, 2)
         a[y:y + 6, x:x + 6] = (40, 40, 200)
         Image.fromarray(a).save(data / f"{i}.png")
-    argv = ["train-gan", "--data", str(data), "--out", str(tmp_path / "runs"), "--resolution", "16", "--batch", "8",
-            "--channel-base", "256", "--channel-max", "32", "--map-depth", "2", "--z-dim", "32", "--w-dim", "32",
+    argv = ["train-gan", "--data", str(data), "--out", str(tmp_path / "run"), "--resolution", "16",
+            "--batch-size", "8", "--channel-base", "256", "--channel-max", "32", "--map-depth", "2", "--z-dim", "32", "--w-dim", "32",
             "--gamma", "0.1", "--aug", "none", "--kimg", "3.2", "--tick-kimg", "0.4", "--ema-kimg", "0.05",
             "--device", "cpu", "--quiet"]                       # 400 steps, ~1-2 minutes on one core
     args = build_parser().parse_args(argv)
     args.func(args)
-    G = load_generator(find_resume("latest", tmp_path / "runs"))
+    G = load_generator(find_resume("latest", tmp_path / "run"))
     with torch.no_grad():
         x = (G(torch.randn(64, G.z_dim, generator=torch.Generator().manual_seed(0))) * 127.5 + 128).clamp(0, 255)
     mean = x.mean(dim=[0, 2, 3])

@@ -132,7 +132,7 @@ def run_side_by_side(jobs: list[Job], threads: int) -> None:
     """Run jobs at once, each in its own process on ``threads`` torch threads.
 
     Two small training runs on one thread each use a 2-core CPU better than
-    one after the other on two threads (docs/PERFORMANCE.md).
+    one after the other on two threads (docs/DEMO.md has the speeds).
     A failure (or Ctrl-C) stops every job; the error names the stage.
     """
     import multiprocessing

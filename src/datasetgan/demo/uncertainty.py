@@ -34,13 +34,12 @@ def write_uncertainty_maps(generator: str | Path, interpreter: str | Path, seeds
     from datasetgan.generator import load_generator
     from datasetgan.synthesis.render import padded_batch_size, render_batch
     from datasetgan.interpreter.artifact import Interpreter
-    from datasetgan.interpreter.predict import first_layer_precision, predict
+    from datasetgan.interpreter.predict import first_layer_precision
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     G = load_generator(generator, device="cpu").eval()
-    interp = Interpreter.load(interpreter)
-    selected = interp.selected_features(G)
+    interp = Interpreter.load(interpreter).bind(G)
     rank = {s: i for i, s in enumerate(seeds)}
     seeds = list(seeds)
     first_layer_dtype = first_layer_precision(torch.device("cpu"), precision)
@@ -48,8 +47,7 @@ def write_uncertainty_maps(generator: str | Path, interpreter: str | Path, seeds
     for start in range(0, len(seeds), size):
         batch = seeds[start:start + size]
         img, feats = render_batch(G, batch, size, truncation)
-        pred = predict(interp.model, selected.pick(feats, img), interp.out_size, interp.upsample, interp.task,
-                       first_layer_dtype=first_layer_dtype)
+        pred = interp.predict(feats, img, first_layer_dtype=first_layer_dtype)
         for seed, image, unc in zip(batch, to_uint8(img), pred.uncertainty.cpu().numpy()):
             save_png(out / f"{rank[seed]:02d}_{seed:06d}.png", image)
             np.save(out / f"{rank[seed]:02d}_{seed:06d}.npy", unc.astype(np.float32))

@@ -1,1 +1,12 @@
 """Scoring downstream models on real labelled images: metrics, cross-validation, reports."""
+
+
+from datasetgan.evaluation.config import EvaluationConfig
+from datasetgan.evaluation.evaluate import Evaluation, evaluate
+from datasetgan.evaluation.metrics import (confusion_matrix, iou_per_class, keypoint_errors, mean_iou, mean_l2,
+                                           pck, pixel_accuracy)
+
+__all__ = [
+    "Evaluation", "EvaluationConfig", "confusion_matrix", "evaluate", "iou_per_class", "keypoint_errors",
+    "mean_iou", "mean_l2", "pck", "pixel_accuracy",
+]

@@ -1,12 +1,12 @@
-"""Per-pixel features from generator taps: sampled at chosen pixels for
-training, projected through the first MLP layer for whole-image synthesis."""
+"""Per-pixel features from generator taps: which taps (``select_features``), a
+bank of native-size maps to gather training pixels from (``FeatureBank``), and
+the straightforward upsampled tensor the fast paths are checked against."""
 
 from datasetgan.features.config import FeatureConfig, SelectedFeatures, UpsampleMode, select_features
-from datasetgan.features.projected import project_first_layer, upsample_concat
-from datasetgan.features.sampled import FeatureBank, gather_pixel_features, interp_taps
+from datasetgan.features.projected import upsample_concat
+from datasetgan.features.sampled import FeatureBank, interp_taps
 
 __all__ = [
-    "FeatureConfig", "SelectedFeatures", "UpsampleMode", "select_features",
-    "project_first_layer", "upsample_concat",
-    "FeatureBank", "gather_pixel_features", "interp_taps",
+    "FeatureBank", "FeatureConfig", "SelectedFeatures", "UpsampleMode", "interp_taps", "select_features",
+    "upsample_concat",
 ]

@@ -41,37 +41,6 @@ def _size2(out_size: int | tuple[int, int]) -> tuple[int, int]:
     return (out_size, out_size) if isinstance(out_size, int) else (int(out_size[0]), int(out_size[1]))
 
 
-def gather_pixel_features(feature_maps: Sequence[torch.Tensor], ys: torch.Tensor, xs: torch.Tensor,
-                          out_size: int | tuple[int, int], mode: UpsampleMode = "bilinear",
-                          batch_index: torch.Tensor | None = None) -> torch.Tensor:
-    """Feature vectors at pixels of the label grid, as if every map had been
-    upsampled to ``out_size`` and concatenated, but reading only 4 neighbours.
-
-    feature_maps: ``[N, C_i, R_i, R_i']`` each. ys, xs: ``[P]`` integer pixel
-    coordinates on the ``out_size`` grid. batch_index: ``[P]`` which of the N
-    images each pixel belongs to (default: all from image 0).
-    Returns ``[P, sum C_i]`` float32.
-    """
-    H, W = _size2(out_size)
-    device = feature_maps[0].device
-    ys, xs = ys.to(device).long(), xs.to(device).long()
-    b = torch.zeros_like(ys) if batch_index is None else batch_index.to(device).long()
-    parts = []
-    for fmap in feature_maps:
-        rh, rw = fmap.shape[-2:]
-        y0, y1, wy = (t[ys] for t in interp_taps(rh, H, mode, device))
-        x0, x1, wx = (t[xs] for t in interp_taps(rw, W, mode, device))
-        f = fmap.float() if fmap.dtype != torch.float32 else fmap
-        if mode == "nearest":
-            parts.append(f[b, :, y0, x0])
-            continue
-        wy, wx = wy[:, None], wx[:, None]
-        top = f[b, :, y0, x0] * (1 - wx) + f[b, :, y0, x1] * wx
-        bottom = f[b, :, y1, x0] * (1 - wx) + f[b, :, y1, x1] * wx
-        parts.append(top * (1 - wy) + bottom * wy)
-    return torch.cat(parts, dim=1)
-
-
 class FeatureBank:
     """The selected feature maps of a set of images, kept at native resolution
     (channels-last, optionally fp16), from which batches of pixels are gathered.

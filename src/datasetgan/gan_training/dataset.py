@@ -44,16 +44,20 @@ class ImageDataset:
         return int(self.images.shape[-1])
 
 
+def centre_square(width: int, height: int) -> tuple[int, int, int]:
+    """``(left, top, side)`` of the centred square crop ``prepare_image`` takes of a ``width x height`` image."""
+    side = min(width, height)
+    return (width - side) // 2, (height - side) // 2, side
+
+
 def prepare_image(image: Image.Image, resolution: int) -> np.ndarray:
-    """PIL image -> ``[3, R, R]`` uint8: RGB, centre-cropped square, Lanczos-resized."""
+    """PIL image -> ``[3, R, R]`` uint8: RGB, centre-cropped square (``centre_square``), Lanczos-resized."""
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, rgba)
     image = image.convert("RGB")
-    w, h = image.size
-    s = min(w, h)
-    left, top = (w - s) // 2, (h - s) // 2
+    left, top, s = centre_square(*image.size)
     image = image.crop((left, top, left + s, top + s))
     if s != resolution:
         image = image.resize((resolution, resolution), Image.LANCZOS)
@@ -120,13 +124,13 @@ def load_dataset(path: str | Path, resolution: int, workers: int = 4, quiet: boo
 class DataOrder:
     """Which images form global step ``s``: shuffled epochs, a pure function of ``(seed, epoch)``.
 
-    With ``mirror``, the epoch runs over ``2 N`` indices; index ``i >= N`` is image ``i - N`` x-flipped.
+    With ``flip``, the epoch runs over ``2 N`` indices; index ``i >= N`` is image ``i - N`` x-flipped.
     The position (``epoch``, ``offset``) is saved in checkpoints.
     """
 
-    def __init__(self, num_images: int, seed: int, mirror: bool = False, epoch: int = 0, offset: int = 0):
-        self.num_images, self.seed, self.mirror = num_images, seed, mirror
-        self.size = num_images * (2 if mirror else 1)
+    def __init__(self, num_images: int, seed: int, flip: bool = False, epoch: int = 0, offset: int = 0):
+        self.num_images, self.seed, self.flip = num_images, seed, flip
+        self.size = num_images * (2 if flip else 1)
         self.epoch, self.offset = epoch, offset
         self._perm = self._permutation(epoch)
 
@@ -135,7 +139,7 @@ class DataOrder:
         return torch.randperm(self.size, generator=g)
 
     def next(self, batch: int) -> torch.Tensor:
-        """The next ``batch`` indices ``[batch]`` (int64, into the virtual 2N set with mirroring)."""
+        """The next ``batch`` indices ``[batch]`` (int64, into the virtual 2N set with flipped copies)."""
         out = []
         need = batch
         while need:
@@ -167,7 +171,7 @@ class BatchSource:
         self.images = images
 
     def __call__(self, indices: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
-        """``indices [B]`` (CPU int64, into the virtual mirrored set) -> ``[B, 3, R, R]`` float."""
+        """``indices [B]`` (CPU int64, into the virtual set with flipped copies) -> ``[B, 3, R, R]`` float."""
         flip = indices >= self.n
         idx = indices % self.n
         any_flip = bool(flip.any())                          # CPU tensor: no device sync

@@ -10,7 +10,7 @@ import torch
 
 from datasetgan.gan_training import distributed as ddp
 from datasetgan.gan_training.augment import AdaController
-from datasetgan.gan_training.config import TrainConfig
+from datasetgan.gan_training.config import GanTrainingConfig
 from datasetgan.gan_training.losses import LossContext, d_main, d_r1, g_main, g_pl
 from datasetgan.generator import Generator
 
@@ -19,7 +19,7 @@ from datasetgan.generator import Generator
 class StepParts:
     """Everything a step touches. ``cfg`` must be resolved (gamma, ema_kimg set)."""
 
-    cfg: TrainConfig
+    cfg: GanTrainingConfig
     ctx: LossContext
     G: Generator
     G_ema: Generator
@@ -100,12 +100,12 @@ def train_step(p: StepParts, real: torch.Tensor, step: int, cur_nimg: int,
             optimizer_step(p.opt_D, p.d_params, info)
     D.requires_grad_(False)
 
-    cur_nimg += cfg.batch
+    cur_nimg += cfg.batch_size
     with phase("ema+ada"):
         ema_nimg = cfg.ema_kimg * 1000
         if cfg.ema_rampup:
             ema_nimg = min(ema_nimg, cur_nimg * cfg.ema_rampup)
-        ema_update(p.G_ema, G, 0.5 ** (cfg.batch / max(ema_nimg, 1e-8)))
+        ema_update(p.G_ema, G, 0.5 ** (cfg.batch_size / max(ema_nimg, 1e-8)))
         if p.ada is not None and (step + 1) % cfg.ada_interval == 0:
-            p.ada.update(cfg.batch, reduce=lambda t: ddp.all_reduce_sum(t, info))
+            p.ada.update(cfg.batch_size, reduce=lambda t: ddp.all_reduce_sum(t, info))
     return cur_nimg

@@ -125,9 +125,14 @@ class SampleConfig:
     noise_mode: Literal["random", "const", "none"] = setting("const", "the synthesis noise inputs")
     class_idx: int | None = setting(None, "class for conditional generators")
     batch_size: int = setting(8, "images per generator call", metavar="B")
+    select: int | None = setting(None, "keep only the K most diverse of the seeds (k-center greedy on the "
+                                       "generator's pooled features), written in pick order", metavar="K",
+                                 default_text="all")
 
     def __post_init__(self) -> None:
         parse_seeds(self.seeds)
+        if self.select is not None and self.select < 1:
+            raise UserError(f"--select {self.select}: must be >= 1")
         if self.batch_size < 1:
             raise UserError(f"--batch-size {self.batch_size}: must be >= 1")
         if self.truncation_cutoff is not None and self.truncation_cutoff < 0:

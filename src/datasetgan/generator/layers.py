@@ -119,7 +119,10 @@ class SynthesisLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random",
                 fused_modconv: bool = True, gain: float = 1.0,
-                noise_generator: torch.Generator | None = None) -> torch.Tensor:
+                noise_generator: torch.Generator | None = None,
+                noise_input: torch.Tensor | None = None) -> torch.Tensor:
+        """``noise_input [N, R, R]`` (one map per sample, e.g. found by ``invert``) replaces
+        ``noise_const`` in ``"const"`` mode."""
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
         expected = self.resolution // self.up
@@ -133,7 +136,13 @@ class SynthesisLayer(nn.Module):
             noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device,
                                 generator=noise_generator) * self.noise_strength
         if self.use_noise and noise_mode == "const":
-            noise = self.noise_const * self.noise_strength
+            if noise_input is None:
+                noise = self.noise_const * self.noise_strength
+            else:
+                if noise_input.shape != (x.shape[0], self.resolution, self.resolution):
+                    raise ValueError(f"SynthesisLayer@{self.resolution}: expected noise_input [{x.shape[0]}, "
+                                     f"{self.resolution}, {self.resolution}], got {list(noise_input.shape)}")
+                noise = noise_input.unsqueeze(1) * self.noise_strength
 
         x = modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up, padding=self.padding,
                              resample_filter=self.resample_filter, flip_weight=(self.up == 1),

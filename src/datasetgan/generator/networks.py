@@ -126,8 +126,10 @@ class SynthesisBlock(nn.Module):
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor,
                 force_fp32: bool = False, fused_modconv: bool | None = None,
                 noise_mode: str = "const", noise_generator: torch.Generator | None = None,
+                noise: Mapping[str, torch.Tensor] | None = None,
                 ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-        """``ws [N, num_conv + num_torgb, w_dim]`` -> ``(x, img, taps)``; taps are conv outputs."""
+        """``ws [N, num_conv + num_torgb, w_dim]`` -> ``(x, img, taps)``; taps are conv outputs.
+        ``noise`` maps ``"conv0"``/``"conv1"`` to that layer's ``noise_input [N, R, R]``."""
         w_iter = iter(ws.unbind(dim=1))
         dtype = torch.float16 if self.use_fp16 and not force_fp32 else torch.float32
         if fused_modconv is None:
@@ -135,6 +137,7 @@ class SynthesisBlock(nn.Module):
             # fused wins at high resolution, unfused for the upsampling convs at low resolution.)
             fused_modconv = (not self.training) and (dtype == torch.float32 or int(ws.shape[0]) == 1)
         kw = dict(fused_modconv=fused_modconv, noise_mode=noise_mode, noise_generator=noise_generator)
+        noise = noise or {}
 
         if self.in_channels == 0:
             x = self.const.to(dtype=dtype).unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
@@ -142,20 +145,21 @@ class SynthesisBlock(nn.Module):
             x = x.to(dtype=dtype)
 
         taps = []
+        n0, n1 = noise.get("conv0"), noise.get("conv1")
         if self.in_channels == 0:
-            x = self.conv1(x, next(w_iter), **kw)
+            x = self.conv1(x, next(w_iter), noise_input=n1, **kw)
             taps.append(x)
         elif self.architecture == "resnet":
             y = self.skip(x, gain=np.sqrt(0.5))
-            x = self.conv0(x, next(w_iter), **kw)
+            x = self.conv0(x, next(w_iter), noise_input=n0, **kw)
             taps.append(x)
-            x = self.conv1(x, next(w_iter), gain=np.sqrt(0.5), **kw)
+            x = self.conv1(x, next(w_iter), gain=np.sqrt(0.5), noise_input=n1, **kw)
             x = y.add_(x)
             taps.append(x)
         else:
-            x = self.conv0(x, next(w_iter), **kw)
+            x = self.conv0(x, next(w_iter), noise_input=n0, **kw)
             taps.append(x)
-            x = self.conv1(x, next(w_iter), **kw)
+            x = self.conv1(x, next(w_iter), noise_input=n1, **kw)
             taps.append(x)
 
         if img is not None:
@@ -205,9 +209,21 @@ class SynthesisNetwork(nn.Module):
                     maps.append(FeatureMap(f"b{res}.{name}", res, block.out_channels))
         return FeatureSpec(tuple(maps), image=FeatureMap(IMAGE_TAP, self.img_resolution, self.img_channels))
 
+    @property
+    def noise_layers(self) -> tuple[tuple[str, int], ...]:
+        """``(name, resolution)`` of every layer with a noise input (``b8.conv0``, as the feature taps)."""
+        layers = []
+        for res in self.block_resolutions:
+            block = getattr(self, f"b{res}")
+            for name in ("conv0", "conv1"):
+                if hasattr(block, name) and getattr(block, name).use_noise:
+                    layers.append((f"b{res}.{name}", res))
+        return tuple(layers)
+
     def forward(self, ws: torch.Tensor, noise_mode: str = "const", return_features: bool = False,
                 force_fp32: bool | None = None, fused_modconv: bool | None = None,
                 noise_generator: torch.Generator | None = None,
+                noise: Mapping[str, torch.Tensor] | None = None,
                 ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """Render ``ws [N, num_ws, w_dim]``.
 
@@ -216,7 +232,9 @@ class SynthesisNetwork(nn.Module):
         ``feature_spec``, each a conv's output after bias, activation and clamp
         (float32, or the autocast dtype under autocast).
         ``noise_mode``: ``"const"`` (the stored noise), ``"random"`` (fresh,
-        drawn from ``noise_generator`` if given) or ``"none"``.
+        drawn from ``noise_generator`` if given) or ``"none"``. ``noise`` maps layer names
+        (``noise_layers``) to per-sample maps ``[N, R, R]`` that replace those layers' stored
+        noise in ``"const"`` mode.
         ``force_fp32=None``: fp16 blocks run in fp16 on CUDA only.
         ``fused_modconv=None``: NVIDIA's choice (fused in eval mode unless fp16 with N > 1).
         """
@@ -225,6 +243,13 @@ class SynthesisNetwork(nn.Module):
                              f"got {list(ws.shape)}")
         if force_fp32 is None:
             force_fp32 = ws.device.type != "cuda"
+        if noise:
+            known = {name for name, _ in self.noise_layers}
+            if set(noise) - known:
+                raise ValueError(f"synthesis: noise for unknown layer(s) {sorted(set(noise) - known)}; "
+                                 f"layers with noise: {sorted(known)}")
+            if noise_mode != "const":
+                raise ValueError(f"synthesis: per-sample noise needs noise_mode 'const', got {noise_mode!r}")
         ws = ws.to(torch.float32)
         x = img = None
         features: list[torch.Tensor] = []
@@ -233,8 +258,10 @@ class SynthesisNetwork(nn.Module):
             block = getattr(self, f"b{res}")
             block_ws = ws.narrow(1, w_idx, block.num_conv + block.num_torgb)
             w_idx += block.num_conv
+            block_noise = {name.split(".")[1]: v for name, v in (noise or {}).items()
+                           if name.split(".")[0] == f"b{res}"}
             x, img, taps = block(x, img, block_ws, force_fp32=force_fp32, fused_modconv=fused_modconv,
-                                 noise_mode=noise_mode, noise_generator=noise_generator)
+                                 noise_mode=noise_mode, noise_generator=noise_generator, noise=block_noise)
             if return_features:
                 features.extend(t.float() if t.dtype == torch.float16 else t for t in taps)
         return (img, features) if return_features else img

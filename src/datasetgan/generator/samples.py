@@ -8,6 +8,11 @@
     grid.png                contact sheet of the first 64 samples
     generator.json          checkpoint, fingerprint, config, feature spec
 
+``datasetgan invert`` writes the same layout through ``finish_samples_folder``
+(stems are the real images' stems, no z or seeds; per-image noise maps
+``noise.<layer> [N, R, R]`` in ``latents.safetensors`` with ``noise_mode``
+``"stored"``).
+
 Every file is written atomically; ``samples.jsonl`` and ``latents.safetensors``
 come last, so their presence means the folder is complete.
 """
@@ -17,6 +22,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import save_file
 
@@ -28,8 +34,13 @@ from datasetgan.generator.config import SampleConfig
 from datasetgan.generator.networks import Generator
 from datasetgan.generator.own_format import generator_fingerprint
 from datasetgan.generator.sampling import render_seeds
+from datasetgan.generator.selection import select_seeds
 
 GRID_MAX = 64
+# The noise_mode of samples rendered with noise maps of their own, stored in latents.safetensors
+# as NOISE_PREFIX + layer name (``b8.conv0``), ``[N, R, R]``: ``G.synthesis(..., noise=...)``.
+STORED_NOISE = "stored"
+NOISE_PREFIX = "noise."
 
 
 def class_vector(G: Generator, class_idx: int | None) -> torch.Tensor | None:
@@ -47,11 +58,17 @@ def class_vector(G: Generator, class_idx: int | None) -> torch.Tensor | None:
 
 def sample_to_folder(G: Generator, config: SampleConfig, out: str | Path, checkpoint: str | Path,
                      quiet: bool = False) -> Path:
-    """Render ``config``'s seeds with ``G`` (loaded from ``checkpoint``) into the samples folder ``out``."""
+    """Render ``config``'s seeds with ``G`` (loaded from ``checkpoint``) into the samples folder ``out``.
+
+    With ``config.select = K``, only the K most diverse seeds are written (``selection.select_seeds``),
+    in the order they were picked, and ``generator.json`` records ``selected``."""
     seeds = config.seed_list
     if config.truncation_cutoff is not None and config.truncation_cutoff > G.num_ws:
         raise UserError(f"--truncation-cutoff {config.truncation_cutoff}: must lie in [0, {G.num_ws}]")
     c = class_vector(G, config.class_idx)
+    if config.select is not None:   # only the most diverse seeds, in pick order (generator/selection.py)
+        seeds = select_seeds(G, seeds, config.select, config.truncation, config.truncation_cutoff,
+                             config.noise_mode, config.batch_size, c=c)
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
 
@@ -73,16 +90,31 @@ def sample_to_folder(G: Generator, config: SampleConfig, out: str | Path, checkp
         bar.update(len(batch))
     bar.close()
 
-    save_png(out / "grid.png", grid(thumbs))
+    latents = {"z": torch.cat(zs), "w": torch.cat(ws), "seeds": torch.tensor(seeds, dtype=torch.int64)}
+    selected = {"selected": {"k": config.select, "from_seeds": config.seeds}} if config.select is not None else {}
+    finish_samples_folder(out, G, checkpoint, latents, records, thumbs, class_idx=config.class_idx, **selected)
+    return out
+
+
+def finish_samples_folder(out: str | Path, G: Generator, checkpoint: str | Path, latents: dict[str, torch.Tensor],
+                          records: list[dict], thumbs: list[np.ndarray], class_idx: int | None = None,
+                          **generator_meta) -> None:
+    """Write what completes a samples folder whose ``images/`` are written: ``grid.png`` of
+    ``thumbs`` (``[H, W, 3]`` uint8), ``generator.json`` (``G`` as loaded from ``checkpoint``,
+    plus ``generator_meta``), ``latents.safetensors`` (``latents``: at least ``w [N, num_ws,
+    w_dim]``) and, last, ``samples.jsonl`` (``records``, one per sample, each naming its ``image``)."""
+    out = Path(out)
+    if len(records) != int(latents["w"].shape[0]):
+        raise ValueError(f"finish_samples_folder: {len(records)} records but {latents['w'].shape[0]} ws")
+    save_png(out / "grid.png", grid(thumbs[:GRID_MAX]))
     write_json(out / "generator.json", {
         "checkpoint": str(Path(checkpoint).resolve()),
         "fingerprint": generator_fingerprint(G),
         "config": G.config.to_dict(),
         "feature_spec": G.feature_spec.to_dict(),
-        "class_idx": config.class_idx,
+        "class_idx": class_idx,
+        **generator_meta,
     })
     with atomic_path(out / "latents.safetensors") as tmp:
-        save_file({"z": torch.cat(zs).contiguous(), "w": torch.cat(ws).contiguous(),
-                   "seeds": torch.tensor(seeds, dtype=torch.int64)}, str(tmp))
+        save_file({k: v.contiguous() for k, v in latents.items()}, str(tmp))
     write_text(out / "samples.jsonl", "".join(json.dumps(r) + "\n" for r in records))
-    return out

@@ -10,7 +10,7 @@ is ever allocated.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -23,6 +23,7 @@ from datasetgan.core.fileio import read_jsonl
 from datasetgan.core.progress import progress
 from datasetgan.features import FeatureBank, FeatureConfig, SelectedFeatures, select_features
 from datasetgan.generator import Generator, generator_fingerprint, load_generator
+from datasetgan.generator.samples import NOISE_PREFIX, STORED_NOISE
 from datasetgan.interpreter.config import InterpreterConfig
 from datasetgan.interpreter.pixels import sample_keypoint_pixels, sample_segmentation_pixels
 from datasetgan.interpreter.train import PixelSet
@@ -34,8 +35,9 @@ Task = Literal["segmentation", "keypoints"]
 
 @dataclass
 class SamplesFolder:
-    """What ``datasetgan sample`` wrote: stems (``<seed:06d>``), ``w [N, num_ws, w_dim]``,
-    the noise mode, and the generator's checkpoint path and fingerprint."""
+    """What ``datasetgan sample`` or ``invert`` wrote: stems (``<seed:06d>``, or the real
+    images' stems), ``w [N, num_ws, w_dim]``, the noise mode, and the generator's checkpoint
+    path and fingerprint."""
 
     root: Path
     stems: list[str]
@@ -45,6 +47,15 @@ class SamplesFolder:
     fingerprint: str
     # Image paths relative to ``root`` (one per stem), for error messages.
     images: tuple[str, ...] = ()
+    # noise_mode "stored": each sample's own noise maps, ``{layer: [N, R, R]}``.
+    noise: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def synthesis_kwargs(self, index: int, device: torch.device | str) -> dict:
+        """``G.synthesis`` arguments that render sample ``index`` (alone) as it was made."""
+        if self.noise_mode != STORED_NOISE:
+            return {"noise_mode": self.noise_mode}
+        return {"noise_mode": "const",
+                "noise": {name: maps[index:index + 1].to(device) for name, maps in self.noise.items()}}
 
 
 def read_samples_folder(root: str | Path) -> SamplesFolder:
@@ -52,26 +63,38 @@ def read_samples_folder(root: str | Path) -> SamplesFolder:
     for name in ("generator.json", "latents.safetensors", "samples.jsonl"):
         if not (root / name).is_file():
             raise UserError(f"{root / name}: not found; --samples must be a folder written by "
-                            "`datasetgan sample`")
+                            "`datasetgan sample` or `datasetgan invert`")
     try:
         meta = json.loads((root / "generator.json").read_text(encoding="utf-8"))
         latents = load_file(str(root / "latents.safetensors"))
     except Exception as exc:  # damaged files: say which
         raise UserError(f"{root}: cannot read generator.json / latents.safetensors ({exc})") from None
     records = read_jsonl(root / "samples.jsonl")
-    if "w" not in latents or "seeds" not in latents:
-        raise UserError(f"{root / 'latents.safetensors'}: expected tensors 'w' and 'seeds'")
-    seeds = [int(s) for s in latents["seeds"].tolist()]
+    if "w" not in latents:
+        raise UserError(f"{root / 'latents.safetensors'}: expected a tensor 'w'")
+    count = int(latents["w"].shape[0])
     stems = [Path(r["image"]).stem if "image" in r else f"{int(r['seed']):06d}" for r in records]
-    if len(stems) != len(seeds):
-        raise UserError(f"{root}: samples.jsonl has {len(stems)} lines but latents hold {len(seeds)} samples")
+    if len(stems) != count:
+        raise UserError(f"{root}: samples.jsonl has {len(stems)} lines but latents hold {count} samples")
     modes = {r.get("noise_mode", "const") for r in records}
-    if modes - {"const", "none"}:
+    if modes - {"const", "none", STORED_NOISE}:
         raise UserError(f"{root}: samples made with noise_mode {sorted(modes)}; features can only be "
                         "recomputed for 'const' or 'none' noise (re-run `datasetgan sample --noise-mode const`)")
-    return SamplesFolder(root, stems, latents["w"].float(), modes.pop() if modes else "const",
+    if STORED_NOISE in modes and len(modes) > 1:
+        raise UserError(f"{root / 'samples.jsonl'}: mixes noise_mode 'stored' with {sorted(modes - {STORED_NOISE})}")
+    mode = modes.pop() if modes else "const"
+    noise = {k[len(NOISE_PREFIX):]: v.float() for k, v in latents.items() if k.startswith(NOISE_PREFIX)}
+    if mode == STORED_NOISE and not noise:
+        raise UserError(f"{root / 'latents.safetensors'}: samples.jsonl says noise_mode 'stored', but there "
+                        f"are no '{NOISE_PREFIX}<layer>' noise maps")
+    bad = [k for k, v in noise.items() if v.ndim != 3 or v.shape[0] != count]
+    if bad:
+        raise UserError(f"{root / 'latents.safetensors'}: noise map '{NOISE_PREFIX}{bad[0]}' has shape "
+                        f"{list(noise[bad[0]].shape)}, expected [{count}, R, R]")
+    return SamplesFolder(root, stems, latents["w"].float(), mode,
                          str(meta.get("checkpoint", "")), str(meta.get("fingerprint", "")),
-                         tuple(str(r.get("image", f"images/{stem}.png")) for r, stem in zip(records, stems)))
+                         tuple(str(r.get("image", f"images/{stem}.png")) for r, stem in zip(records, stems)),
+                         noise=noise if mode == STORED_NOISE else {})
 
 
 def open_generator(samples: SamplesFolder, override: str | None, device: torch.device) -> tuple[Generator, str]:
@@ -158,7 +181,7 @@ def build_training_data(G: Generator, samples: SamplesFolder, label_dir: str | P
     for i, (stem, path) in enumerate(progress(pairs.items(), desc="features", total=len(pairs),
                                               unit="img", disable=quiet)):
         w = samples.ws[index[stem]:index[stem] + 1].to(device)
-        img, maps = G.synthesis(w, noise_mode=samples.noise_mode, return_features=True)
+        img, maps = G.synthesis(w, return_features=True, **samples.synthesis_kwargs(index[stem], device))
         try:
             bank.store(i, [m.cpu() for m in selected.pick(maps, img)])
         except ValueError as exc:

@@ -45,9 +45,9 @@ from datasetgan.core.errors import UserError
 from datasetgan.core.fileio import atomic_path, read_json, read_jsonl, write_json
 from datasetgan.core.images import save_png, to_uint8
 from datasetgan.core.progress import progress
-from datasetgan.generator import Generator
+from datasetgan.generator import Generator, generator_fingerprint
 from datasetgan.interpreter.artifact import Interpreter
-from datasetgan.interpreter.predict import Workspace, first_layer_precision, predict
+from datasetgan.interpreter.predict import Workspace, first_layer_precision
 from datasetgan.labels import IGNORE, LabelSpec, write_keypoints, write_label_map
 from datasetgan.synthesis.config import SynthesisConfig
 from datasetgan.synthesis.render import padded_batch_size, render_batch
@@ -148,7 +148,7 @@ def render_candidates(G: Generator, interp: Interpreter, config: SynthesisConfig
                       device: torch.device, quiet: bool = False,
                       first_layer_dtype: torch.dtype = torch.float32) -> None:
     """Render and label every seed (of the shard) whose record is missing."""
-    selected = interp.selected_features(G)
+    interp.bind(G)
     mine = config.shard_seeds
     todo = _unstaged(staging, mine)
     c = None
@@ -181,8 +181,7 @@ def render_candidates(G: Generator, interp: Interpreter, config: SynthesisConfig
         for start in range(0, len(todo), size):
             batch = todo[start:start + size]
             img, maps = render_batch(G, batch, size, config.truncation, config.truncation_cutoff, c=c)
-            pred = predict(interp.model, selected.pick(maps, img), interp.out_size, interp.upsample, interp.task,
-                           interp.visibility_threshold, workspace=workspace, first_layer_dtype=first_layer_dtype)
+            pred = interp.predict(maps, img, workspace=workspace, first_layer_dtype=first_layer_dtype)
             pred = type(pred)(**{k: (v.cpu() if isinstance(v, torch.Tensor) else v)
                                  for k, v in vars(pred).items()})
             if pending is not None:
@@ -288,7 +287,6 @@ def synthesize(G: Generator, interp: Interpreter, out: str | Path, config: Synth
     With ``config.shard`` set, only stages that shard's seeds and returns
     None (unless the data set is already complete); see ``missing_seeds``.
     """
-    from datasetgan.generator import generator_fingerprint
     out = Path(out)
     if config.ignore_pixels_above is not None and interp.task != "segmentation":
         raise UserError("--ignore-pixels-above: only for segmentation interpreters (this one predicts keypoints)")
