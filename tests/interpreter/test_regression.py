@@ -30,7 +30,7 @@ from datasetgan.features import FeatureConfig, select_features, upsample_concat
 from datasetgan.generator import Generator, generator_fingerprint, load_generator, z_from_seeds
 from datasetgan.interpreter.artifact import Interpreter
 from datasetgan.interpreter.model import EnsembleConfig, EnsembleMLP
-from datasetgan.interpreter.predict import Prediction, predict
+from datasetgan.interpreter.predict import Prediction
 from datasetgan.labels import LabelSpec
 
 SEEDS = (0, 1)
@@ -119,9 +119,7 @@ def run(task: str, num_outputs: int) -> Prediction:
     """The seeded interpreter's prediction for ``SEEDS`` (fast path, float32)."""
     G = demo_generator()
     img, maps = features(G)
-    interp = seeded_interpreter(G, img, maps, task, num_outputs)
-    return predict(interp.model, interp.selected_features(G).pick(maps, img), interp.out_size, interp.upsample,
-                   interp.task, interp.visibility_threshold)
+    return seeded_interpreter(G, img, maps, task, num_outputs).bind(G).predict(maps, img)
 
 
 def segmentation_numbers(pred: Prediction) -> dict[str, torch.Tensor]:
