@@ -5,8 +5,9 @@ import pytest
 from datasetgan import cli
 from datasetgan.cli import build_parser
 
-SUBCOMMANDS = {"train-gan", "sample", "convert", "invert", "train-interpreter", "synthesize", "train-segmenter",
-               "train-keypoints", "evaluate", "import-helen", "import-labelme", "demo"}
+SUBCOMMANDS = {"train-gan", "sample", "convert", "invert", "train-interpreter", "annotate", "synthesize",
+               "train-segmenter", "train-keypoints", "evaluate", "import-helen", "import-labelme",
+               "import-labelstudio", "demo"}
 
 
 def test_parser_builds():

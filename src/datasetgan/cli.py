@@ -23,6 +23,7 @@ STAGE_CLIS = [
     "datasetgan.inversion.cli",      # invert
     "datasetgan.labels.cli",         # import-helen, import-labelme
     "datasetgan.interpreter.cli",    # train-interpreter
+    "datasetgan.annotate.cli",       # annotate
     "datasetgan.synthesis.cli",      # synthesize
     "datasetgan.segmenter.cli",      # train-segmenter, train-keypoints
     "datasetgan.evaluation.cli",     # evaluate

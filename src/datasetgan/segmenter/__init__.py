@@ -1,12 +1,14 @@
-"""Downstream networks trained on a labelled data set: DeepLabV3 segmentation and keypoint heatmaps."""
+"""Downstream networks trained on a labelled data set: DeepLabV3 segmentation and keypoint heatmaps.
 
+Training is ``segmenter.train.train(items, spec, task, config, run, device)`` (not exported
+here, where the name would hide the ``train`` module)."""
 
 from datasetgan.segmenter.config import SegmenterTrainingConfig
 from datasetgan.segmenter.data import Augment, LabelledImages, collect_items, spec_from_dataset_json
 from datasetgan.segmenter.models import Segmenter, SegmenterConfig, load_checkpoint, save_checkpoint
-from datasetgan.segmenter.train import list_epochs, read_init, train
+from datasetgan.segmenter.train import list_epochs, read_init
 
 __all__ = [
     "Augment", "LabelledImages", "Segmenter", "SegmenterConfig", "SegmenterTrainingConfig", "collect_items",
-    "list_epochs", "load_checkpoint", "read_init", "save_checkpoint", "spec_from_dataset_json", "train",
+    "list_epochs", "load_checkpoint", "read_init", "save_checkpoint", "spec_from_dataset_json",
 ]
