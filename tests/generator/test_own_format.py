@@ -54,6 +54,15 @@ def test_snapshot_folder_loads_g_ema(tiny_generator, tmp_path):
     assert generator_fingerprint(G) == generator_fingerprint(tiny_generator)
 
 
+def test_run_folder_loads_its_newest_complete_snapshot(tiny_generator, tmp_path):
+    run = tmp_path / "run"
+    for name, seed in (("kimg-000000.512", 1), ("kimg-000001.024", 0)):
+        make_tiny_generator(seed=seed).save_pretrained(run / "snapshots" / name / "G_ema")
+        (run / "snapshots" / name / "state.json").write_text("{}")
+    make_tiny_generator(seed=2).save_pretrained(run / "snapshots" / "kimg-000002.048" / "G_ema")  # no state.json
+    assert generator_fingerprint(load_generator(run)) == generator_fingerprint(tiny_generator)
+
+
 def test_missing_and_unknown(tmp_path):
     with pytest.raises(CheckpointError, match="nothing-here"):
         load_generator(tmp_path / "nothing-here")

@@ -258,6 +258,12 @@ def add_config_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, 
                             help="print the resolved settings as JSON and exit")
 
 
+def add_device_flags(parser: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--quiet``, spelt and explained alike in every command that computes."""
+    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if present)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def given_flags(cls: type, args: argparse.Namespace) -> dict[str, Any]:
     """The settings of ``cls`` that were given on the command line."""
     names = {f.name for f in dataclasses.fields(cls)}

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from datasetgan.core.devices import resolve_device
-from datasetgan.core.options import add_config_flags, config_from_args, print_dry_run
+from datasetgan.core.options import add_config_flags, add_device_flags, config_from_args, print_dry_run
 from datasetgan.evaluation.config import EvaluationConfig
 from datasetgan.segmenter.data import collect_items
 
@@ -24,8 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--save-predictions", metavar="DIR", help="write <stem>.png class-id maps (or <stem>.json)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (metrics.json, report.html, ...)")
     add_config_flags(p, EvaluationConfig)
-    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if present)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_device_flags(p)
     p.set_defaults(func=run_evaluate)
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from datasetgan.core.devices import resolve_device
 from datasetgan.core.errors import UserError
-from datasetgan.core.options import add_config_flags, config_from_args, deprecated_flag, print_dry_run
+from datasetgan.core.options import (add_config_flags, add_device_flags, config_from_args, deprecated_flag,
+                                     print_dry_run)
 from datasetgan.generator.config import SampleConfig
 from datasetgan.generator.loading import load_generator
 from datasetgan.generator.own_format import generator_fingerprint, is_own_format
@@ -25,8 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     deprecated_flag(p, "--checkpoint", "--generator", "generator")
     p.add_argument("--out", required=True, metavar="DIR", help="the samples folder")
     add_config_flags(p, SampleConfig)
-    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if present)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_device_flags(p)
     p.set_defaults(func=run_sample)
 
     c = subparsers.add_parser("convert", help="write any supported checkpoint in the own format",

@@ -1,7 +1,8 @@
 """``load_generator``: one entry point for every checkpoint format we read.
 
 - own-format folder (``config.json`` + ``model.safetensors``)
-- a ``train-gan`` snapshot folder holding ``G_ema/`` (an own-format folder)
+- a ``train-gan`` snapshot folder holding ``G_ema/`` (an own-format folder), or a
+  ``train-gan`` run folder: its newest complete snapshot
 - NVIDIA ``.pkl`` (stylegan2-ada-pytorch / stylegan3 with the stylegan2 config): ``G_ema``
 - rosinality ``.pt`` / ``.pth``: ``g_ema``
 
@@ -26,6 +27,17 @@ NVIDIA_SUFFIXES = (".pkl",)
 ROSINALITY_SUFFIXES = (".pt", ".pth")
 
 
+def newest_snapshot(run: Path) -> Path | None:
+    """A ``train-gan`` run folder's newest complete snapshot (``snapshots/kimg-*`` with
+    ``state.json`` and ``G_ema/``: names are fixed-width, so they sort by image count)."""
+    folder = run / "snapshots"
+    if not folder.is_dir():
+        return None
+    done = sorted(p for p in folder.glob("kimg-*")
+                  if (p / "state.json").is_file() and is_own_format(p / "G_ema"))
+    return done[-1] if done else None
+
+
 def load_generator(path: str | Path, device: str | torch.device = "cpu") -> Generator:
     """Load any supported checkpoint as a ``Generator`` in eval mode on ``device``.
 
@@ -40,8 +52,11 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> Gene
             return Generator.from_pretrained(path, device=device)
         if is_own_format(path / "G_ema"):
             return Generator.from_pretrained(path / "G_ema", device=device)
-        raise CheckpointError(path, "folder holds neither config.json + model.safetensors "
-                                    "nor a G_ema/ snapshot")
+        snapshots = newest_snapshot(path)
+        if snapshots is not None:
+            return Generator.from_pretrained(snapshots / "G_ema", device=device)
+        raise CheckpointError(path, "folder holds neither config.json + model.safetensors, "
+                                    "nor a G_ema/ snapshot, nor a train-gan run's snapshots/")
     if path.stat().st_size == 0:
         raise CheckpointError(path, "file is empty")
     suffix = path.suffix.lower()

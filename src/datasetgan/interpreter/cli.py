@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from datasetgan.core.devices import resolve_device
-from datasetgan.core.options import add_config_flags, config_from_args, print_dry_run
+from datasetgan.core.options import add_config_flags, add_device_flags, config_from_args, print_dry_run
 from datasetgan.interpreter.config import InterpreterConfig
 from datasetgan.interpreter.run import train_interpreter
 from datasetgan.labels import load_label_spec
@@ -28,8 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-unlabelled", action="store_true",
                    help="skip samples without a label file (default: that is an error naming them)")
     add_config_flags(p, InterpreterConfig)
-    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if present)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_device_flags(p)
     p.set_defaults(func=run_train_interpreter)
 
 

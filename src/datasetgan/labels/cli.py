@@ -1,4 +1,5 @@
-"""``datasetgan import-helen`` and ``datasetgan import-labelme``: foreign labels as this project's label files."""
+"""``datasetgan import-helen``, ``import-labelme`` and ``import-labelstudio``: foreign labels as this
+project's label files."""
 
 from __future__ import annotations
 
@@ -33,6 +34,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="pixels no shape covers: class 0 (default) or the spec's ignore_index (unlabelled)")
     m.set_defaults(func=run_import_labelme)
 
+    s = subparsers.add_parser("import-labelstudio", help="turn a Label Studio JSON export into label files",
+                              description="Write OUT/<stem>.png (class ids, indexed with the spec's palette) from "
+                                          "brush, polygon, rectangle and ellipse regions, and OUT/<stem>.json from "
+                                          "keypoint regions named after the spec's keypoints. Every task is "
+                                          "checked before anything is written.")
+    s.add_argument("src", help="the export file (Label Studio: Export -> JSON)")
+    s.add_argument("--spec", required=True, metavar="SPEC", help="label spec (YAML/JSON): region labels are "
+                                                                  "its class and keypoint names")
+    s.add_argument("--out", required=True, metavar="DIR", help="the labels folder for train-interpreter")
+    s.add_argument("--uncovered", choices=("background", "ignore"), default="background",
+                   help="pixels no region covers: class 0 (default) or the spec's ignore_index (unlabelled)")
+    s.set_defaults(func=run_import_labelstudio)
+
 
 def run_import_helen(args: argparse.Namespace) -> int:
     from datasetgan.labels.helen import import_helen
@@ -47,4 +61,14 @@ def run_import_labelme(args: argparse.Namespace) -> int:
     counts = import_labelme(args.src, load_label_spec(args.spec), args.out, uncovered=args.uncovered)
     print(f"{args.out}: {counts['masks']} masks and {counts['keypoint_files']} keypoint files "
           f"from {counts['files']} LabelMe files")
+    return 0
+
+
+def run_import_labelstudio(args: argparse.Namespace) -> int:
+    from datasetgan.labels.labelstudio import import_labelstudio
+    from datasetgan.labels.spec import load_label_spec
+    counts = import_labelstudio(args.src, load_label_spec(args.spec), args.out, uncovered=args.uncovered)
+    skipped = f" ({counts['skipped']} tasks without an annotation skipped)" if counts["skipped"] else ""
+    print(f"{args.out}: {counts['masks']} masks and {counts['keypoint_files']} keypoint files "
+          f"from {counts['tasks']} Label Studio tasks{skipped}")
     return 0

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from datasetgan.core.devices import resolve_device
-from datasetgan.core.options import add_config_flags, config_from_args, deprecated_flag, print_dry_run
+from datasetgan.core.options import (add_config_flags, add_device_flags, config_from_args, deprecated_flag,
+                                     print_dry_run)
 from datasetgan.segmenter.config import KEYPOINT_ONLY, SEGMENTATION_ONLY, SegmenterTrainingConfig
 from datasetgan.segmenter.data import collect_items
 from datasetgan.segmenter.train import train
@@ -29,8 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         add_config_flags(p, SegmenterTrainingConfig,
                          exclude=SEGMENTATION_ONLY if task == "keypoints" else KEYPOINT_ONLY)
         deprecated_flag(p, "--no-amp", "--precision float32", "precision", const="float32", takes_value=False)
-        p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if present)")
-        p.add_argument("--quiet", action="store_true", help="no progress bars")
+        add_device_flags(p)
         p.set_defaults(func=run_train, task=task)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from datasetgan.core.devices import resolve_device
-from datasetgan.core.options import add_config_flags, config_from_args, print_dry_run
+from datasetgan.core.options import add_config_flags, add_device_flags, config_from_args, print_dry_run
 from datasetgan.generator import load_generator
 from datasetgan.interpreter.artifact import Interpreter
 from datasetgan.synthesis.config import SynthesisConfig
@@ -22,8 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--interpreter", required=True, metavar="DIR", help="folder written by train-interpreter")
     p.add_argument("--out", required=True, metavar="DIR", help="the data set folder")
     add_config_flags(p, SynthesisConfig)
-    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if present)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_device_flags(p)
     p.set_defaults(func=run_synthesize)
 
 
