@@ -65,7 +65,7 @@ def setting_name(cls: type, name: str) -> str:
 
 
 def warn_deprecated(old: str, new: str) -> None:
-    """One line on stderr (through ``warnings``, so tests and callers can catch it)."""
+    """A ``FutureWarning``: shown to users by default, and catchable by tests and callers."""
     warnings.warn(f"{old} is deprecated and will be removed in the next release; use {new}",
                   FutureWarning, stacklevel=3)
 
@@ -80,11 +80,10 @@ class _Deprecated(argparse.Action):
         super().__init__(option_strings, dest, nargs=None if takes_value else 0, **kwargs)
 
     def __call__(self, parser, namespace, values, option_string=None):
+        warn_deprecated(option_string, self.new)
         if self.nargs == 0:
-            warn_deprecated(option_string, self.new)
             setattr(namespace, self.dest, self.const_value)
             return
-        warn_deprecated(option_string, self.new)
         if isinstance(values, str) and values in self.value_aliases:
             values = self.value_aliases[values]
         elif self.parse is not None:

@@ -10,8 +10,8 @@ package; it imports only ``datasetgan.core``, so any stage may import it.
 - ``items``: ``Item``, one labelled image.
 - ``weights``: class-frequency loss weights.
 - Foreign formats, one module each (import them from there): ``cvat``
-  (``labelmap.txt``), ``labelme``, ``helen``; ``cli`` has ``import-helen`` and
-  ``import-labelme``.
+  (``labelmap.txt``), ``labelme``, ``labelstudio``, ``helen``; ``cli`` has
+  ``import-helen``, ``import-labelme`` and ``import-labelstudio``.
 """
 
 from datasetgan.labels.items import Item
