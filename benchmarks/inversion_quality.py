@@ -204,7 +204,7 @@ def label_agreement(work: Path, n: int, images: int, config: InversionConfig, de
         checkpoint = read_samples_folder(samples).checkpoint
         synth = work / f"synthetic_{name}"
         synthesize(load_generator(checkpoint, device=device), Interpreter.load(interp_dir, device=device), synth,
-                   dataclasses.replace(demo.synthesis, n=images), device, generator_checkpoint=checkpoint,
+                   dataclasses.replace(demo.synthesis, num_images=images), device, generator_checkpoint=checkpoint,
                    interpreter_dir=str(interp_dir), quiet=True)
         out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "demo_label_agreement.py"), str(synth),
                               "--images", str(images)], capture_output=True, text=True, check=True).stdout

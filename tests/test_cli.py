@@ -7,7 +7,7 @@ from datasetgan.cli import build_parser
 
 SUBCOMMANDS = {"train-gan", "sample", "convert", "invert", "train-interpreter", "annotate", "synthesize",
                "train-segmenter", "train-keypoints", "evaluate", "import-helen", "import-labelme",
-               "import-labelstudio", "demo"}
+               "import-labelstudio", "import-release", "demo"}
 
 
 def test_parser_builds():

@@ -207,3 +207,26 @@ def test_keypoints_round_trip_and_refusals(kp_app):
         r = client.put("/api/labels/000003", content=body)
         assert r.status_code == 400 and message in r.json()["error"], r.text
     assert not (store.labels / "000003.json").exists()
+
+
+def test_the_command_prints_its_url_and_serves(samples_dir, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(SEG_SPEC.to_dict()))
+    proc = subprocess.Popen([sys.executable, "-m", "datasetgan.cli", "annotate", "--samples", str(samples_dir),
+                             "--spec", str(spec), "--labels", str(tmp_path / "L"), "--port", "0", "--no-assist"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert "6 samples (0 labelled, segmentation) at http://127.0.0.1:" in line, (line, proc.stderr.read())
+        url = line.split(" at ")[1].split()[0]
+        with urllib.request.urlopen(url + "api/samples", timeout=10) as r:
+            assert len(json.loads(r.read())) == 6
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    assert (tmp_path / "L").is_dir()

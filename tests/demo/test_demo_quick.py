@@ -19,9 +19,9 @@ def test_synth_total_keeps_exactly_enough_by_synthesizes_rounding():
     for keep, drop in ((2000, 0.1), (24, 0.1), (10, 0.0), (7, 0.33), (5, 0.1), (4, 0.125)):
         cfg = DemoConfig(synth_keep=keep, synthesis=SynthesisConfig(drop_uncertain=drop))
         n = cfg.synth_total
-        assert cfg.synthesis_run.n == n
-        assert SynthesisConfig(n=n, drop_uncertain=drop).keep_count >= keep
-        assert n == keep or SynthesisConfig(n=n - 1, drop_uncertain=drop).keep_count < keep
+        assert cfg.synthesis_run.num_images == n
+        assert SynthesisConfig(num_images=n, drop_uncertain=drop).keep_count >= keep
+        assert n == keep or SynthesisConfig(num_images=n - 1, drop_uncertain=drop).keep_count < keep
     assert DemoConfig(synth_keep=5, synthesis=SynthesisConfig(drop_uncertain=0.1)).synth_total == 6
 
 

@@ -47,8 +47,8 @@ def _fake_reader(module_name, func_name, result, monkeypatch):
 
 @pytest.mark.parametrize("suffix,module,func", [
     (".pkl", "datasetgan.generator.nvidia_pickle", "load_nvidia_pickle"),
-    (".pt", "datasetgan.generator.rosinality", "load_rosinality"),
-    (".pth", "datasetgan.generator.rosinality", "load_rosinality"),
+    (".pt", "datasetgan.generator.loading", "load_torch_checkpoint"),
+    (".pth", "datasetgan.generator.loading", "load_torch_checkpoint"),
 ])
 def test_foreign_formats_dispatch_and_are_shape_checked(tiny_generator, tmp_path, monkeypatch, suffix, module, func):
     state = {k: v.clone() for k, v in tiny_generator.state_dict().items()}

@@ -14,9 +14,9 @@ from datasetgan.generator.selection import descriptors, k_center_greedy, seed_de
 def test_k_center_greedy_starts_typical_then_goes_far():
     points = torch.tensor([[0.0, 0.0], [0.1, 0.0], [5.0, 0.0], [0.0, 3.0], [0.2, 0.1]])
     picks = k_center_greedy(points, 3)
-    assert picks[0] == 1                 # nearest the mean (1.06, 0.62)
+    assert picks[0] == 4                 # nearest the mean (1.06, 0.62)
     assert picks[1:] == [2, 3]           # then the farthest from those picked
-    assert k_center_greedy(points, 2, chosen=[2]) == [3, 0]
+    assert k_center_greedy(points, 2, chosen=[2]) == [3, 1]
     assert sorted(k_center_greedy(points, 10)) == [0, 1, 2, 3, 4]   # runs out
 
 

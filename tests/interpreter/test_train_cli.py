@@ -88,7 +88,7 @@ def test_keypoint_mode_trains_and_synthesizes(samples, tmp_path):
     assert json.loads((tmp_path / "kp" / "config.json").read_text())["task"] == "keypoints"
     out = tmp_path / "ds"
     assert main(["synthesize", "--generator", str(samples / "G"), "--interpreter", str(tmp_path / "kp"),
-                 "--out", str(out), "--n", "4", "--device", "cpu", "--quiet"]) == 0
+                 "--out", str(out), "--num-images", "4", "--device", "cpu", "--quiet"]) == 0
     coco = json.loads((out / "keypoints_coco.json").read_text())
     assert coco["categories"][0]["keypoints"] == ["tip", "tail"]
     assert len(coco["images"]) == len(coco["annotations"]) == 4 - 0  # round(0.4) = 0 dropped

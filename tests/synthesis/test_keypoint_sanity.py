@@ -70,7 +70,7 @@ def _train(root: Path, labels: Path, out: Path) -> None:
 def _pck(generator: Path, interp: Path, out: Path) -> tuple[int, int, float]:
     """(hits, total, median error in px) over the held-out seeds."""
     assert main(["synthesize", "--generator", str(generator), "--interpreter", str(interp), "--out", str(out),
-                 "--n", str(HELD_OUT), "--seed-start", "1000", "--truncation", "1", "--drop-uncertain", "0",
+                 "--num-images", str(HELD_OUT), "--seed-start", "1000", "--truncation", "1", "--drop-uncertain", "0",
                  "--device", "cpu", "--quiet"]) == 0
     hits = total = 0
     errors = []

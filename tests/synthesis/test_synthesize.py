@@ -1,7 +1,8 @@
 """End to end: 8 labelled samples -> interpreter -> synthetic data set.
 
 A tiny generator whose colours are a fixed function of its features, 8
-labelled samples of it, and an interpreter trained on them (once per module).
+labelled samples of it, and an interpreter trained on them (conftest.py, once
+per session).
 
 A randomly initialised skip-architecture StyleGAN re-colours every sample
 through its toRGB style modulation, so its colours are not a fixed function
@@ -23,68 +24,16 @@ import torch
 from PIL import Image
 
 from tests.conftest import make_tiny_generator
+from tests.synthesis.conftest import _snapshot, _synth, make_colour_generator, red_labels
 
 from datasetgan.cli import main
 from datasetgan.synthesis import run as synth_run
 from datasetgan.synthesis.config import SynthesisConfig
 
-RED_THRESHOLD = 160  # uint8 red channel above this -> class 1
-
-
-def red_labels(image: np.ndarray) -> np.ndarray:
-    return (image[:, :, 0] > RED_THRESHOLD).astype(np.uint8)
-
-
-def make_colour_generator(seed: int = 0):
-    G = make_tiny_generator(seed=seed, architecture="orig")
-    with torch.no_grad():
-        for name, p in G.named_parameters():
-            if "torgb.affine.weight" in name:
-                p.zero_()
-    return G
-
-
-@pytest.fixture(scope="module")
-def labelled(tmp_path_factory) -> dict[str, Path]:
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("labelled")
-    make_colour_generator().save_pretrained(root / "G")
-    assert main(["sample", "--generator", str(root / "G"), "--seeds", "0-7", "--out", str(root / "samples"),
-                 "--device", "cpu"]) == 0
-    (root / "labels").mkdir()
-    for p in sorted((root / "samples" / "images").glob("*.png")):
-        Image.fromarray(red_labels(np.asarray(Image.open(p)))).save(root / "labels" / p.name)
-    (root / "spec.yaml").write_text("classes: [other, red]\npalette: [[0, 0, 0], [255, 0, 0]]\n")
-    return {"root": root, "G": root / "G", "samples": root / "samples", "labels": root / "labels",
-            "spec": root / "spec.yaml"}
-
-
-@pytest.fixture(scope="module")
-def interpreter_dir(labelled) -> Path:
-    """Trained with the reference settings (10 members, all pixels, early stopping)."""
-    torch.set_num_threads(1)
-    out = labelled["root"] / "interp"
-    assert main(["train-interpreter", "--samples", str(labelled["samples"]), "--labels", str(labelled["labels"]),
-                 "--spec", str(labelled["spec"]), "--out", str(out), "--device", "cpu", "--quiet"]) == 0
-    return out
-
-
-def _synth(labelled, interpreter_dir, out: Path, *extra: str) -> int:
-    return main(["synthesize", "--generator", str(labelled["G"]), "--interpreter", str(interpreter_dir),
-                 "--out", str(out), "--device", "cpu", "--quiet", *extra])
-
-
-def _snapshot(out: Path) -> dict[str, bytes]:
-    """Every file of a finished data set, by relative path (dataset.json aside: it names paths)."""
-    files = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
-    files.pop("dataset.json")
-    return files
-
-
 def test_sanity_segmentation_accuracy(labelled, interpreter_dir, tmp_path):
     """>= 95% pixel accuracy on new samples, from 8 labelled ones."""
     out = tmp_path / "ds"
-    assert _synth(labelled, interpreter_dir, out, "--n", "24", "--seed-start", "100",
+    assert _synth(labelled, interpreter_dir, out, "--num-images", "24", "--seed-start", "100",
                   "--drop-uncertain", "0") == 0
     manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     assert [e["seed"] for e in manifest] == list(range(100, 124))
@@ -106,7 +55,7 @@ def test_sanity_segmentation_accuracy(labelled, interpreter_dir, tmp_path):
 
 def test_outputs_and_drop_count(labelled, interpreter_dir, tmp_path):
     out = tmp_path / "ds"
-    assert _synth(labelled, interpreter_dir, out, "--n", "10", "--drop-uncertain", "0.25") == 0
+    assert _synth(labelled, interpreter_dir, out, "--num-images", "10", "--drop-uncertain", "0.25") == 0
     info = json.loads((out / "dataset.json").read_text())
     manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     assert info["kept"] == len(manifest) == 10 - 3  # round(2.5) half up
@@ -124,10 +73,10 @@ def test_outputs_and_drop_count(labelled, interpreter_dir, tmp_path):
 
 def test_dropped_are_the_most_uncertain(labelled, interpreter_dir, tmp_path):
     out = tmp_path / "all"
-    assert _synth(labelled, interpreter_dir, out, "--n", "8", "--drop-uncertain", "0") == 0
+    assert _synth(labelled, interpreter_dir, out, "--num-images", "8", "--drop-uncertain", "0") == 0
     scores = {json.loads(l)["seed"]: json.loads(l)["uncertainty"] for l in (out / "manifest.jsonl").read_text().splitlines()}
     out2 = tmp_path / "some"
-    assert _synth(labelled, interpreter_dir, out2, "--n", "8", "--drop-uncertain", "0.25") == 0
+    assert _synth(labelled, interpreter_dir, out2, "--num-images", "8", "--drop-uncertain", "0.25") == 0
     dropped = json.loads((out2 / "dataset.json").read_text())["dropped_seeds"]
     assert sorted(dropped) == sorted(sorted(scores, key=lambda s: (scores[s], s))[-2:])
 
@@ -144,7 +93,7 @@ def test_independent_of_batch_size(labelled, interpreter_dir, tmp_path):
     synth_run.render_batch = counting
     try:
         for b in (1, 3, 8):
-            assert _synth(labelled, interpreter_dir, tmp_path / f"b{b}", "--n", "7", "--batch-size", str(b),
+            assert _synth(labelled, interpreter_dir, tmp_path / f"b{b}", "--num-images", "7", "--batch-size", str(b),
                           "--drop-uncertain", "0.3") == 0
     finally:
         synth_run.render_batch = original
@@ -171,7 +120,7 @@ def _interrupt_at_candidate(monkeypatch, n: int) -> None:
 
 @pytest.mark.parametrize("where", ["render", "finalise"])
 def test_interrupted_run_finishes_identically(labelled, interpreter_dir, tmp_path, monkeypatch, where):
-    assert _synth(labelled, interpreter_dir, tmp_path / "whole", "--n", "7", "--batch-size", "2") == 0
+    assert _synth(labelled, interpreter_dir, tmp_path / "whole", "--num-images", "7", "--batch-size", "2") == 0
     out = tmp_path / "resumed"
     if where == "render":
         _interrupt_at_candidate(monkeypatch, 4)
@@ -179,17 +128,17 @@ def test_interrupted_run_finishes_identically(labelled, interpreter_dir, tmp_pat
         def broken(*args, **kwargs):
             raise KeyboardInterrupt
         monkeypatch.setattr(synth_run, "write_contact_sheet", broken)
-    assert _synth(labelled, interpreter_dir, out, "--n", "7", "--batch-size", "2") == 130
+    assert _synth(labelled, interpreter_dir, out, "--num-images", "7", "--batch-size", "2") == 130
     assert not (out / "dataset.json").exists()
     if where == "render":  # nothing final yet, and only whole seeds staged
         assert not (out / "images").exists()
         assert len(list((out / ".staging").glob("0*.json"))) == 3
     monkeypatch.undo()
-    assert _synth(labelled, interpreter_dir, out, "--n", "7", "--batch-size", "3") == 0
+    assert _synth(labelled, interpreter_dir, out, "--num-images", "7", "--batch-size", "3") == 0
     assert _snapshot(out) == _snapshot(tmp_path / "whole")
     # Running it again is a no-op; other settings in the same folder are refused.
-    assert _synth(labelled, interpreter_dir, out, "--n", "7") == 0
-    assert _synth(labelled, interpreter_dir, out, "--n", "8") == 2
+    assert _synth(labelled, interpreter_dir, out, "--num-images", "7") == 0
+    assert _synth(labelled, interpreter_dir, out, "--num-images", "8") == 2
 
 
 def test_unfinished_run_with_other_settings_is_refused(labelled, interpreter_dir, tmp_path, monkeypatch, capsys):
@@ -198,17 +147,17 @@ def test_unfinished_run_with_other_settings_is_refused(labelled, interpreter_dir
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
     monkeypatch.setattr(synth_run, "_write_candidate", boom)
-    assert _synth(labelled, interpreter_dir, out, "--n", "4") == 130
+    assert _synth(labelled, interpreter_dir, out, "--num-images", "4") == 130
     monkeypatch.undo()
-    assert _synth(labelled, interpreter_dir, out, "--n", "4", "--truncation", "0.5") == 2
+    assert _synth(labelled, interpreter_dir, out, "--num-images", "4", "--truncation", "0.5") == 2
     assert "settings (truncation: --truncation 0.7 there, 0.5 now)" in capsys.readouterr().err
-    assert _synth(labelled, interpreter_dir, out, "--n", "4", "--ignore-pixels-above", "0.1") == 2
+    assert _synth(labelled, interpreter_dir, out, "--num-images", "4", "--ignore-pixels-above", "0.1") == 2
     assert "settings (ignore_pixels_above: --ignore-pixels-above not set there, 0.1 now)" in capsys.readouterr().err
     # a setting the unfinished run has and the new one lacks is named too
     monkeypatch.setattr(synth_run, "_write_candidate", boom)
-    assert _synth(labelled, interpreter_dir, tmp_path / "ds2", "--n", "4", "--ignore-pixels-above", "0.1") == 130
+    assert _synth(labelled, interpreter_dir, tmp_path / "ds2", "--num-images", "4", "--ignore-pixels-above", "0.1") == 130
     monkeypatch.undo()
-    assert _synth(labelled, interpreter_dir, tmp_path / "ds2", "--n", "4") == 2
+    assert _synth(labelled, interpreter_dir, tmp_path / "ds2", "--num-images", "4") == 2
     assert "settings (ignore_pixels_above: --ignore-pixels-above 0.1 there, not set now)" in capsys.readouterr().err
 
 
@@ -216,7 +165,7 @@ def test_precision_is_recorded_and_part_of_the_run(labelled, interpreter_dir, tm
     """``--precision``: the same images; labels from bfloat16 first-layer matmuls
     agree with float32's on nearly every pixel; the choice is in dataset.json and
     in the run key, so a run is not finished under another precision."""
-    common = ("--n", "6", "--drop-uncertain", "0")
+    common = ("--num-images", "6", "--drop-uncertain", "0")
     for p in ("float32", "bfloat16"):
         assert _synth(labelled, interpreter_dir, tmp_path / p, *common, "--precision", p) == 0
         assert json.loads((tmp_path / p / "dataset.json").read_text())["first_layer_precision"] == p
@@ -241,7 +190,7 @@ def test_precision_is_recorded_and_part_of_the_run(labelled, interpreter_dir, tm
 def test_shards_then_a_finishing_run_equal_one_run(labelled, interpreter_dir, tmp_path, monkeypatch, capsys):
     """Shards stage disjoint seeds and never finalise; the run without a shard
     renders only what is missing, and the data set equals a single run's."""
-    args = ("--n", "7", "--drop-uncertain", "0.3", "--batch-size", "2")
+    args = ("--num-images", "7", "--drop-uncertain", "0.3", "--batch-size", "2")
     assert _synth(labelled, interpreter_dir, tmp_path / "whole", *args) == 0
     rendered = []
     original = synth_run.render_batch
@@ -271,37 +220,37 @@ def test_shards_then_a_finishing_run_equal_one_run(labelled, interpreter_dir, tm
 
 @pytest.mark.parametrize("shard", ["3/3", "-1/2", "0/0"])
 def test_bad_shard_is_named(labelled, interpreter_dir, tmp_path, capsys, shard):
-    assert _synth(labelled, interpreter_dir, tmp_path / "ds", "--n", "4", f"--shard={shard}") == 2
+    assert _synth(labelled, interpreter_dir, tmp_path / "ds", "--num-images", "4", f"--shard={shard}") == 2
     assert f"--shard {shard}: expected I/N with 0 <= I < N" in capsys.readouterr().err
     assert not (tmp_path / "ds").exists()
 
 
 def test_unparsable_shard_is_refused_by_argparse(labelled, interpreter_dir, tmp_path, capsys):
     with pytest.raises(SystemExit):
-        _synth(labelled, interpreter_dir, tmp_path / "ds", "--n", "4", "--shard", "two")
+        _synth(labelled, interpreter_dir, tmp_path / "ds", "--num-images", "4", "--shard", "two")
     assert "argument --shard: 'two': expected I/N" in capsys.readouterr().err
 
 def test_damaged_staged_files_are_named(labelled, interpreter_dir, tmp_path, monkeypatch, capsys):
     out = tmp_path / "ds"
     _interrupt_at_candidate(monkeypatch, 3)
-    assert _synth(labelled, interpreter_dir, out, "--n", "4", "--batch-size", "2") == 130
+    assert _synth(labelled, interpreter_dir, out, "--num-images", "4", "--batch-size", "2") == 130
     monkeypatch.undo()
     record = out / ".staging" / "000000.json"
     record.write_text('{"seed": 0, "uncert')   # e.g. a disk that filled up under another tool
-    assert _synth(labelled, interpreter_dir, out, "--n", "4", "--batch-size", "2") == 2
+    assert _synth(labelled, interpreter_dir, out, "--num-images", "4", "--batch-size", "2") == 2
     assert "000000.json: file is not valid JSON" in capsys.readouterr().err
     record.write_text("[]")
-    assert _synth(labelled, interpreter_dir, out, "--n", "4", "--batch-size", "2") == 2
+    assert _synth(labelled, interpreter_dir, out, "--num-images", "4", "--batch-size", "2") == 2
     assert "000000.json: expected a JSON object" in capsys.readouterr().err
     (out / ".staging" / "run.json").write_text("{")
-    assert _synth(labelled, interpreter_dir, out, "--n", "4", "--batch-size", "2") == 2
+    assert _synth(labelled, interpreter_dir, out, "--num-images", "4", "--batch-size", "2") == 2
     assert "run.json: file is not valid JSON" in capsys.readouterr().err
 
 
 def test_interpreter_for_another_generator_is_refused(labelled, interpreter_dir, tmp_path, capsys):
     make_colour_generator(seed=1).save_pretrained(tmp_path / "G2")
     code = main(["synthesize", "--generator", str(tmp_path / "G2"), "--interpreter", str(interpreter_dir),
-                 "--out", str(tmp_path / "ds"), "--n", "2", "--device", "cpu", "--quiet"])
+                 "--out", str(tmp_path / "ds"), "--num-images", "2", "--device", "cpu", "--quiet"])
     assert code == 2
     err = capsys.readouterr().err
     assert "fingerprint" in err and str(interpreter_dir) in err
@@ -323,7 +272,7 @@ def test_uncertain_pixels_left_unlabelled(labelled, interpreter_dir, tmp_path, c
     js = {s: np.load(maps / f"{i:02d}_{s:06d}.npy") for i, s in enumerate(seeds)}
     threshold = float(np.quantile(np.stack(list(js.values())), 0.9))
     plain, cut = tmp_path / "plain", tmp_path / "cut"
-    common = ("--n", "6", "--seed-start", "200", "--drop-uncertain", "0")
+    common = ("--num-images", "6", "--seed-start", "200", "--drop-uncertain", "0")
     assert _synth(labelled, interpreter_dir, plain, *common) == 0
     assert _synth(labelled, interpreter_dir, cut, *common, "--ignore-pixels-above", str(threshold)) == 0
     assert "of their pixels left unlabelled" in capsys.readouterr().out
@@ -346,11 +295,11 @@ def test_uncertain_pixels_left_unlabelled(labelled, interpreter_dir, tmp_path, c
     assert 0 < total and info["unlabelled"]["pixel_fraction"] == round(total / (6 * after.size), 6)
     assert f"{total} pixels of the kept samples left unlabelled" in (cut / "index.html").read_text()
 
-    assert _synth(labelled, interpreter_dir, tmp_path / "zero", "--n", "2", "--ignore-pixels-above", "0") == 2
+    assert _synth(labelled, interpreter_dir, tmp_path / "zero", "--num-images", "2", "--ignore-pixels-above", "0") == 2
     assert "--ignore-pixels-above 0.0: must be > 0" in capsys.readouterr().err
     with pytest.raises(UserError, match="only for segmentation"):
         synth_run.synthesize(None, SimpleNamespace(task="keypoints"), tmp_path / "kp",
-                             SynthesisConfig(n=2, ignore_pixels_above=0.1), torch.device("cpu"))
+                             SynthesisConfig(num_images=2, ignore_pixels_above=0.1), torch.device("cpu"))
 
 
 @pytest.mark.gpu
@@ -359,9 +308,9 @@ def test_cuda_synthesis_matches_the_cpus(labelled, interpreter_dir, tmp_path):
     (cuDNN's TF32 convolutions included), and the same labels but for near-ties."""
     if not torch.cuda.is_available():
         pytest.fail("the gpu marker needs a CUDA device")
-    assert _synth(labelled, interpreter_dir, tmp_path / "cpu", "--n", "6", "--precision", "float32") == 0
+    assert _synth(labelled, interpreter_dir, tmp_path / "cpu", "--num-images", "6", "--precision", "float32") == 0
     assert main(["synthesize", "--generator", str(labelled["G"]), "--interpreter", str(interpreter_dir),
-                 "--out", str(tmp_path / "cuda"), "--device", "cuda", "--quiet", "--n", "6"]) == 0
+                 "--out", str(tmp_path / "cuda"), "--device", "cuda", "--quiet", "--num-images", "6"]) == 0
     names = sorted(p.name for p in (tmp_path / "cpu" / "labels").glob("*.png"))
     assert names and names == sorted(p.name for p in (tmp_path / "cuda" / "labels").glob("*.png"))
     for folder, fraction in (("images", 0.99), ("labels", 0.995)):
@@ -395,7 +344,7 @@ def test_image_tap_labels_what_the_pixels_show(tmp_path):
     assert config["features"]["layers"] == ["img"] and config["ensemble"]["in_features"] == 3
     out = tmp_path / "ds"
     assert main(["synthesize", "--generator", str(tmp_path / "G"), "--interpreter", str(tmp_path / "interp"),
-                 "--out", str(out), "--n", "16", "--seed-start", "100", "--drop-uncertain", "0",
+                 "--out", str(out), "--num-images", "16", "--seed-start", "100", "--drop-uncertain", "0",
                  "--device", "cpu", "--quiet"]) == 0
     correct = total = reds = 0
     for e in (json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()):

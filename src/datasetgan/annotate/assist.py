@@ -298,22 +298,36 @@ class Assistant:
                 if self._stop:
                     return
                 self.training_version = version
-            try:
-                start = time.monotonic()
-                model, labelled = self._train()
-                with self._cond:
-                    self.model, self.model_version, self.model_labelled = model, version, labelled
-                    self.last_error, self.last_seconds = None, round(time.monotonic() - start, 3)
-                    self.training_version = None
-                    self._cond.notify_all()
+            self._run(version)
+
+    def refresh(self, score: bool = True) -> bool:
+        """What the background thread does after a save, in the calling thread: train on the labels
+        as they are now, then (``score``) score the unlabelled samples. False when there is nothing
+        to train (too few labels, or the interpreter is already that of the current labels)."""
+        with self._cond:
+            version = self._wanted()
+            if version is None:
+                return False
+            self.training_version = version
+        self._run(version, score)
+        return True
+
+    def _run(self, version: int, score: bool = True) -> None:
+        try:
+            start = time.monotonic()
+            model, labelled = self._train()
+            with self._cond:
+                self.model, self.model_version, self.model_labelled = model, version, labelled
+                self.last_error, self.last_seconds = None, round(time.monotonic() - start, 3)
+                self.training_version = None
+                self._cond.notify_all()
+            if score:
                 self._score(model, version)
-            except NotReady as exc:
-                self._failed(version, str(exc))
-            except UserError as exc:
-                self._failed(version, str(exc))
-            except Exception as exc:  # noqa: BLE001 - a bug must not kill the page's assistant
-                traceback.print_exc()
-                self._failed(version, f"{type(exc).__name__}: {exc}")
+        except (NotReady, UserError) as exc:
+            self._failed(version, str(exc))
+        except Exception as exc:  # noqa: BLE001 - a bug must not kill the page's assistant
+            traceback.print_exc()
+            self._failed(version, f"{type(exc).__name__}: {exc}")
 
     def _failed(self, version: int, message: str) -> None:
         with self._cond:

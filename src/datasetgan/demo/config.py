@@ -47,7 +47,7 @@ class DemoConfig:
                                                        layers=("all", "img"), min_epochs=30, max_epochs=30,
                                                        batch_size=512, lr=0.003)
     synth_keep: int = setting(2000, "synthetic images to keep", metavar="N")
-    # ``n`` is derived from ``synth_keep`` (``synth_total``). Truncation 1.0 keeps all of the generator's
+    # ``num_images`` is derived from ``synth_keep`` (``synth_total``). Truncation 1.0 keeps all of the generator's
     # variety (pose, scale, colour), which the segmenter needs to meet the rendered test faces.
     synthesis: SynthesisConfig = SynthesisConfig(seed_start=100_000, truncation=1.0, drop_uncertain=0.1,
                                                  batch_size=16, ignore_pixels_above=0.15)
@@ -89,7 +89,7 @@ class DemoConfig:
     @property
     def synthesis_run(self) -> SynthesisConfig:
         """The synthesis config the demo runs: ``synthesis`` with ``synth_total`` seeds."""
-        return replace(self.synthesis, n=self.synth_total)
+        return replace(self.synthesis, num_images=self.synth_total)
 
     @property
     def baseline_run(self) -> SegmenterTrainingConfig:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping
+from typing import Any, ClassVar, Literal, Mapping, Union
 
 from datasetgan.core.config import build_config, config_to_dict
 from datasetgan.core.errors import UserError
@@ -108,6 +108,85 @@ class GeneratorConfig:
 
 
 CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(GeneratorConfig))
+
+# The own format's "model" key: which network a config.json describes (absent = StyleGAN2).
+STYLEGAN2 = "stylegan2"
+STYLEGAN1 = "stylegan1"
+
+
+@dataclass(frozen=True)
+class StyleGAN1Config:
+    """Everything needed to build a ``StyleGAN1Generator`` (weights aside).
+
+    The architecture of NVIDIA's TensorFlow StyleGAN as ported to PyTorch in the
+    DatasetGAN release (``models/stylegan1.py``); defaults are that port's. Field
+    names follow its ``G_synthesis`` arguments where it has them.
+    """
+
+    model: ClassVar[str] = STYLEGAN1
+
+    z_dim: int = 512                    # input latent size
+    w_dim: int = 512                    # intermediate latent size (the release's dlatent_size)
+    img_resolution: int = 1024          # output side, a power of two >= 4
+    img_channels: int = 3
+    mapping_layers: int = 8
+    mapping_lr_multiplier: float = 0.01
+    fmap_base: int = 8192               # channels at resolution r: min(2 * fmap_base // r, fmap_max)
+    fmap_max: int = 512
+    const_input: bool = True            # 4x4 input: a learned constant (False: a dense layer of w)
+    use_noise: bool = True
+    blur_filter: tuple[int, ...] = (1, 2, 1)   # after each upsampling conv; () = no blur
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mapping_lr_multiplier", float(self.mapping_lr_multiplier))
+        taps = tuple(self.blur_filter)
+        if not all(isinstance(v, (int, float)) and float(v) == int(v) for v in taps):
+            raise UserError(f"blur_filter: expected a list of integers, got {self.blur_filter!r}")
+        object.__setattr__(self, "blur_filter", tuple(int(v) for v in taps))
+        r = self.img_resolution
+        if not isinstance(r, int) or r < 4 or r & (r - 1) != 0:
+            raise UserError(f"img_resolution: expected a power of two >= 4, got {r!r}")
+        for name in ("z_dim", "w_dim", "img_channels", "mapping_layers", "fmap_base", "fmap_max"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise UserError(f"{name}: expected a positive integer, got {value!r}")
+        if self.channels_at(r) < 1:
+            raise UserError(f"fmap_base={self.fmap_base}: gives 0 channels at {r}x{r}")
+
+    @property
+    def c_dim(self) -> int:
+        """Always 0: the release's StyleGAN1 is unconditional."""
+        return 0
+
+    @property
+    def block_resolutions(self) -> tuple[int, ...]:
+        """4, 8, ..., img_resolution."""
+        return tuple(2 ** i for i in range(2, int(math.log2(self.img_resolution)) + 1))
+
+    def channels_at(self, resolution: int) -> int:
+        """Channels of the block at ``resolution``: the release's ``nf(log2(resolution) - 1)``."""
+        return min(self.fmap_base * 2 // resolution, self.fmap_max)
+
+    @property
+    def num_ws(self) -> int:
+        """Two ws per resolution, one per AdaIN (the toRGB layer takes none)."""
+        return 2 * len(self.block_resolutions)
+
+    def to_dict(self) -> dict[str, Any]:
+        return config_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> "StyleGAN1Config":
+        """Inverse of ``to_dict``; unknown keys or wrong types raise ``UserError``."""
+        try:
+            return build_config(cls, dict(data))
+        except UserError as exc:
+            if source is None:
+                raise
+            raise UserError(f"{source}: {exc}") from None
+
+
+AnyGeneratorConfig = Union[GeneratorConfig, StyleGAN1Config]
 
 
 @dataclass(frozen=True)

@@ -340,6 +340,9 @@ def check_state_dict(G: Generator, tensors: Mapping[str, torch.Tensor], source: 
 def build_generator(config: GeneratorConfig, tensors: Mapping[str, torch.Tensor], source: str | Path,
                     device: str | torch.device = "cpu") -> Generator:
     """``Generator(config)`` with ``tensors`` loaded (checked), in eval mode, no grads, on ``device``."""
+    if not isinstance(config, GeneratorConfig):
+        raise CheckpointError(source, f"holds a {type(config).__name__} generator, not a StyleGAN2 one; "
+                                      "load it with load_generator")
     G = Generator(config)
     check_state_dict(G, tensors, source)
     G.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()}, strict=True)

@@ -20,11 +20,13 @@ from safetensors.torch import save_file
 from datasetgan.core.errors import CheckpointError, UserError
 from datasetgan.core.fileio import atomic_path, write_json
 from datasetgan.core.weights import read_weights
-from datasetgan.generator.config import GeneratorConfig
+from datasetgan.generator.config import STYLEGAN1, STYLEGAN2, AnyGeneratorConfig, GeneratorConfig, StyleGAN1Config
 
 FORMAT = "datasetgan.generator"
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
+# "model" in config.json names the network; absent means StyleGAN2 (folders written before it existed).
+CONFIG_CLASSES = {STYLEGAN2: GeneratorConfig, STYLEGAN1: StyleGAN1Config}
 WEIGHTS_NAME = "model.safetensors"
 
 
@@ -44,17 +46,20 @@ def save_pretrained(G: torch.nn.Module, directory: str | Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     with atomic_path(directory / WEIGHTS_NAME) as tmp:
         save_file(_cpu_state(G), str(tmp), metadata={"format": FORMAT})
+    model = getattr(G.config, "model", STYLEGAN2)
     write_json(directory / CONFIG_NAME, {
         "format": FORMAT,
         "version": FORMAT_VERSION,
+        **({"model": model} if model != STYLEGAN2 else {}),   # StyleGAN2 folders stay as they were
         "config": G.config.to_dict(),
         "feature_spec": G.feature_spec.to_dict(),  # informative; recomputed on load
         "fingerprint": generator_fingerprint(G),
     })
 
 
-def read_config(directory: str | Path) -> GeneratorConfig:
-    """The ``GeneratorConfig`` stored in ``directory/config.json``."""
+def read_config(directory: str | Path) -> AnyGeneratorConfig:
+    """The config stored in ``directory/config.json``: a ``GeneratorConfig``, or a
+    ``StyleGAN1Config`` where its ``"model"`` says ``"stylegan1"``."""
     path = Path(directory) / CONFIG_NAME
     if not path.is_file():
         raise CheckpointError(path, "file not found (expected a datasetgan generator folder)")
@@ -70,13 +75,17 @@ def read_config(directory: str | Path) -> GeneratorConfig:
                                     f"(this datasetgan reads up to {FORMAT_VERSION})")
     if not isinstance(data.get("config"), dict):
         raise CheckpointError(path, "key 'config': expected a mapping")
+    model = data.get("model", STYLEGAN2)
+    if model not in CONFIG_CLASSES:
+        raise CheckpointError(path, f"key 'model': {model!r} is not a generator this datasetgan builds "
+                                    f"(expected one of {', '.join(CONFIG_CLASSES)})")
     try:
-        return GeneratorConfig.from_dict(data["config"])
+        return CONFIG_CLASSES[model].from_dict(data["config"])
     except UserError as exc:
         raise CheckpointError(path, f"key 'config': {exc}") from None
 
 
-def read_pretrained(directory: str | Path) -> tuple[GeneratorConfig, dict[str, torch.Tensor]]:
+def read_pretrained(directory: str | Path) -> tuple[AnyGeneratorConfig, dict[str, torch.Tensor]]:
     """The config and the (unchecked) tensors of an own-format folder; ``Generator.from_pretrained``
     checks that they fit and builds the network."""
     directory = Path(directory)

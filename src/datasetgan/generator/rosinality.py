@@ -45,7 +45,7 @@ import torch
 from datasetgan.core.errors import CheckpointError
 from datasetgan.generator.config import GeneratorConfig
 
-__all__ = ["load_rosinality", "rosinality_to_nvidia", "nvidia_to_rosinality", "estimate_w_avg"]
+__all__ = ["load_rosinality", "read_torch_checkpoint", "rosinality_from_checkpoint", "rosinality_to_nvidia", "nvidia_to_rosinality", "estimate_w_avg"]
 
 BLUR = (1, 3, 3, 1)
 W_AVG_SAMPLES = 4096  # rosinality's generate.py uses mean_latent(4096) for truncation
@@ -56,6 +56,13 @@ def _filter_2d(taps=BLUR) -> torch.Tensor:
     f = torch.tensor(taps, dtype=torch.float32)
     f = torch.outer(f, f)
     return f / f.sum()
+
+
+def read_torch_checkpoint(path: Path) -> dict:
+    """A ``.pt`` file's dict, read with ``torch.load(weights_only=True)``: tensors, containers
+    and numbers only (and ``argparse.Namespace``, rosinality's ``args``); anything else is
+    refused with a ``CheckpointError`` naming the file and what it references."""
+    return _read(path)
 
 
 def _read(path: Path) -> dict:
@@ -289,7 +296,11 @@ def load_rosinality(path: str | Path) -> tuple[GeneratorConfig, dict[str, torch.
     A bare ``g_ema`` state dict (no wrapping dict) is accepted too.
     """
     path = Path(path)
-    data = _read(path)
+    return rosinality_from_checkpoint(_read(path), path)
+
+
+def rosinality_from_checkpoint(data: dict, path: Path) -> tuple[GeneratorConfig, dict[str, torch.Tensor]]:
+    """``load_rosinality`` of a checkpoint already read by ``read_torch_checkpoint``."""
     if "g_ema" in data:
         sd = data["g_ema"]
     elif "style.1.weight" in data:

@@ -85,6 +85,9 @@ def load_loss(config: InversionConfig, source: Source, device: torch.device) -> 
 
 
 def check_generator(G: Generator, source: Source, D: torch.nn.Module | None) -> None:
+    if not isinstance(G, Generator):
+        raise UserError(f"--generator {source.checkpoint}: a {type(G).__name__}; invert supports StyleGAN2 "
+                        "generators only (its pivotal tuning saves and reloads a StyleGAN2)")
     if G.c_dim:
         raise UserError(f"--generator {source.checkpoint}: a conditional generator (c_dim {G.c_dim}); invert "
                         "supports unconditional ones")

@@ -9,7 +9,7 @@ from datasetgan.core.devices import resolve_device
 from datasetgan.core.options import (add_config_flags, add_device_flags, config_from_args, deprecated_flag,
                                      print_dry_run)
 from datasetgan.segmenter.config import KEYPOINT_ONLY, SEGMENTATION_ONLY, SegmenterTrainingConfig
-from datasetgan.segmenter.data import collect_items
+from datasetgan.segmenter.streaming import read_data
 from datasetgan.segmenter.train import train
 
 
@@ -20,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                   description=f"Train {what} on a `synthesize` output folder (--data) or on any "
                                               "folder of images with labels (--images --labels --spec).")
         src = p.add_argument_group("data (either --data, or --images --labels --spec)")
-        src.add_argument("--data", metavar="DIR", help="a `datasetgan synthesize` output folder")
+        src.add_argument("--data", metavar="DIR", help="a `datasetgan synthesize` output folder, of PNG files or "
+                                                        "WebDataset shards (streamed)")
         src.add_argument("--images", metavar="DIR", help="folder of images")
         src.add_argument("--labels", metavar="DIR",
                          help="folder of <stem>.png/.npy masks" if task == "segmentation"
@@ -40,7 +41,7 @@ def run_train(args: argparse.Namespace) -> int:
         print_dry_run(config)
         return 0
     device = resolve_device(args.device)
-    items, spec = collect_items(args.task, data=args.data, images=args.images, labels=args.labels, spec=args.spec)
+    items, spec = read_data(args.task, data=args.data, images=args.images, labels=args.labels, spec=args.spec)
     source = {"data": args.data, "images": args.images, "labels": args.labels, "spec": args.spec}
     source = {k: str(Path(v).resolve()) for k, v in source.items() if v is not None}
     run = train(items, spec, args.task, config, args.out, device, source=source, quiet=args.quiet)

@@ -47,6 +47,12 @@ def spec_from_dataset_json(path: Path) -> LabelSpec:
     return LabelSpec.from_dict({k: meta[k] for k in keys if k in meta and meta[k] is not None}, where=str(path))
 
 
+def is_webdataset(root: str | Path) -> bool:
+    """Whether a ``synthesize`` folder was written with ``--format webdataset`` (``dataset.json``'s ``layout``)."""
+    meta = read_json(Path(root) / "dataset.json", "data set description")
+    return isinstance(meta, dict) and meta.get("layout") == "webdataset"
+
+
 def _coco_keypoints(path: Path, spec: LabelSpec) -> dict[str, np.ndarray]:
     """``{stem: [K, 3]}`` from a COCO keypoints file (one annotation per image)."""
     data = read_json(path, "COCO keypoints file")
@@ -104,6 +110,9 @@ def collect_items(task: str, data: str | Path | None = None, images: str | Path 
         root = Path(data)
         if not (root / "dataset.json").exists():
             raise UserError(f"--data {root}: no dataset.json (expected a `datasetgan synthesize` output folder)")
+        if is_webdataset(root):
+            raise UserError(f"--data {root}: holds WebDataset shards (synthesize --format webdataset), which are "
+                            "streamed rather than listed: read it with segmenter.streaming.read_data")
         label_spec = spec if isinstance(spec, LabelSpec) else (
             load_label_spec(spec) if spec is not None else spec_from_dataset_json(root / "dataset.json"))
         images, labels = root / "images", root / "labels"
@@ -202,29 +211,35 @@ class LabelledImages(Dataset):
         self.epoch = epoch
 
     def __getitem__(self, index: int) -> dict:
-        item = self.items[index]
-        r = self.resolution
         pixels, labels = self.decoded(index)
+        return self.sample(index, pixels, labels, self.items[index].keypoints)
+
+    def sample(self, index: int, pixels: np.ndarray, labels: np.ndarray | None, keypoints: np.ndarray | None,
+               key: int | None = None) -> dict:
+        """One training sample from decoded data: ``pixels [H, W, 3]`` uint8, and ``labels [H, W]``
+        class ids or ``keypoints [K, 3]``. Augmentation draws from ``(seed, epoch, key)``, ``key``
+        defaulting to ``index`` (a streamed data set passes each sample's own seed)."""
+        r = self.resolution
         image = Image.fromarray(pixels)
         w, h = image.size
         box, flip, jitter = (0.0, 0.0, float(w), float(h)), False, (1.0, 1.0, 1.0)
         pad = 0
         if self.augment is not None:
-            rng = np.random.default_rng((self.seed, self.epoch, index))
+            rng = np.random.default_rng((self.seed, self.epoch, index if key is None else key))
             side = rng.uniform(self.augment.crop_min, max(1.0, self.augment.zoom_out))
             cw, ch = side * w, side * h
             x0, y0 = rng.uniform(min(0, w - cw), max(0, w - cw)), rng.uniform(min(0, h - ch), max(0, h - ch))
             box = (x0, y0, x0 + cw, y0 + ch)
             pad = max(0, math.ceil(max(cw - w, ch - h)))
             # Keypoints flip only when the spec says which points swap sides.
-            flip = self.augment.flip and bool(rng.random() < 0.5) and (item.keypoints is None or bool(self.spec.keypoint_flip))
+            flip = self.augment.flip and bool(rng.random() < 0.5) and (keypoints is None or bool(self.spec.keypoint_flip))
             j = self.augment.jitter
             jitter = tuple(rng.uniform(1 - j, 1 + j, size=3))
         # A box beyond the image reads a margin of ``pad`` pixels (image and labels alike).
         padded_box = (box[0] + pad, box[1] + pad, box[2] + pad, box[3] + pad)
         img = np.asarray(_pad_edges(image, pad).resize((r, r), Image.BILINEAR, box=padded_box), np.float32) / 255.0
         out: dict = {"index": index}
-        if item.keypoints is None:
+        if keypoints is None:
             lab = _pad_edges(Image.fromarray(labels, mode="L"), pad)
             lab = lab.resize((r, r), Image.NEAREST, box=padded_box)
             target = np.asarray(lab, np.int64)
@@ -232,7 +247,7 @@ class LabelledImages(Dataset):
                 target = target[:, ::-1]
             out["target"] = torch.from_numpy(target.copy())
         else:
-            kp = item.keypoints.astype(np.float32).copy()
+            kp = keypoints.astype(np.float32).copy()
             kp[:, 0] = (kp[:, 0] + 0.5 - box[0]) * r / (box[2] - box[0]) - 0.5
             kp[:, 1] = (kp[:, 1] + 0.5 - box[1]) * r / (box[3] - box[1]) - 0.5
             off = (kp[:, 0] < -0.5) | (kp[:, 0] > r - 0.5) | (kp[:, 1] < -0.5) | (kp[:, 1] > r - 0.5)

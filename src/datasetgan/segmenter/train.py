@@ -38,6 +38,7 @@ from datasetgan.labels import IGNORE, Item, LabelSpec, frequency_weights_from_co
 from datasetgan.segmenter.data import Augment, LabelledImages
 from datasetgan.segmenter.config import SegmenterTrainingConfig
 from datasetgan.segmenter.keypoints import keypoint_loss
+from datasetgan.segmenter.streaming import StreamingImages, WebDatasetSource, batch_sizes
 from datasetgan.segmenter.models import (Segmenter, SegmenterConfig, load_backbone_weights, load_checkpoint,
                                          save_checkpoint)
 
@@ -75,10 +76,13 @@ def _same_run(old: dict, new: dict) -> bool:
 
 
 def frequency_weights(items: list[Item], spec: LabelSpec, power: float, quiet: bool = False,
-                      data: LabelledImages | None = None) -> torch.Tensor:
+                      data: LabelledImages | StreamingImages | None = None) -> torch.Tensor:
     """Cross-entropy weights ``[C]``: ``freq_c ** -power`` over the items' label maps
     (``frequency_weights_from_counts``). With ``data`` (over the same items) the maps
-    are read through its cache, so that the first epoch does not decode them again."""
+    are read through its cache, so that the first epoch does not decode them again;
+    a streamed data set is read once for them."""
+    if isinstance(data, StreamingImages):
+        return torch.tensor(frequency_weights_from_counts(data.label_counts(quiet), power), dtype=torch.float32)
     counts = np.zeros(spec.num_classes, np.float64)
     for i, item in enumerate(progress(items, desc="class frequencies", unit="img", disable=quiet or None)):
         labels = data.decoded(i)[1] if data is not None else read_label_map(item.label, spec)
@@ -154,9 +158,10 @@ def freeze_batchnorm(model: torch.nn.Module) -> None:
 
 
 @torch.no_grad()
-def recalibrate_batchnorm(model: torch.nn.Module, data: LabelledImages, device: torch.device, max_images: int,
-                          batch_size: int, seed: int = 0) -> None:
-    """Recompute every BatchNorm's running mean/var as a plain average over ``max_images`` un-augmented images."""
+def recalibrate_batchnorm(model: torch.nn.Module, data: LabelledImages | StreamingImages, device: torch.device,
+                          max_images: int, batch_size: int, seed: int = 0) -> None:
+    """Recompute every BatchNorm's running mean/var as a plain average over ``max_images`` un-augmented images
+    (of a streamed data set: the first ones of its shards in an order drawn from ``seed``)."""
     bns = _batchnorms(model)
     if not bns or max_images <= 0:
         return
@@ -164,13 +169,23 @@ def recalibrate_batchnorm(model: torch.nn.Module, data: LabelledImages, device: 
     for m in bns:
         m.reset_running_stats()
         m.momentum = None                # cumulative average over the batches below
-    clean = LabelledImages(data.items, data.spec, data.resolution, augment=None, seed=data.seed)
-    rng = np.random.default_rng((seed, 7))
-    idx = np.sort(rng.permutation(len(clean))[:max_images])
+    if isinstance(data, StreamingImages):
+        streamed = data.clean_images(max_images, seed)
+        idx = np.arange(len(streamed))
+
+        def image(i: int) -> torch.Tensor:
+            return streamed[i]
+    else:
+        clean = LabelledImages(data.items, data.spec, data.resolution, augment=None, seed=data.seed)
+        rng = np.random.default_rng((seed, 7))
+        idx = np.sort(rng.permutation(len(clean))[:max_images])
+
+        def image(i: int) -> torch.Tensor:
+            return clean[i]["image"]
     was_training = model.training
     model.train()
     for chunk in _batches(len(idx), batch_size, np.random.default_rng(0)):
-        x = torch.stack([clean[int(i)]["image"] for i in idx[np.sort(chunk)]]).to(device)
+        x = torch.stack([image(int(i)) for i in idx[np.sort(chunk)]]).to(device)
         model(x)
     for m, momentum in zip(bns, momenta):
         m.momentum = momentum
@@ -223,10 +238,11 @@ def _load_state(run: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, s
                                              "folder to start over (the epoch checkpoints stay)") from None
 
 
-def train(items: list[Item], spec: LabelSpec, task: Literal["segmentation", "keypoints"],
+def train(items: list[Item] | WebDatasetSource, spec: LabelSpec, task: Literal["segmentation", "keypoints"],
           config: SegmenterTrainingConfig, run: str | Path, device: torch.device, source: dict | None = None,
           quiet: bool = False) -> Path:
-    """Train DeepLabV3 on ``items``; writes the run folder and returns it.
+    """Train DeepLabV3 on ``items`` (labelled images, or WebDataset shards streamed: see
+    ``segmenter.streaming`` for their order and what resuming repeats); writes the run folder and returns it.
 
     Segmentation: cross-entropy over ``spec.num_classes`` classes. Keypoints:
     ``spec.num_keypoints`` channels trained by ``keypoint_loss`` with
@@ -275,9 +291,11 @@ def train(items: list[Item], spec: LabelSpec, task: Literal["segmentation", "key
             print(f"resuming {run} after epoch {resumed.epoch}{within}")
 
     augment = Augment(flip=config.flip, crop_min=config.crop_min, zoom_out=config.zoom_out, jitter=config.jitter)
-    data = LabelledImages(items, spec, config.resolution, augment=augment, seed=config.seed)
+    streamed = isinstance(items, WebDatasetSource)
+    data = (StreamingImages(items, spec, task, config.resolution, augment=augment, seed=config.seed) if streamed
+            else LabelledImages(items, spec, config.resolution, augment=augment, seed=config.seed))
     loader_kw = dict(num_workers=config.workers, pin_memory=device.type == "cuda")
-    steps_per_epoch = len(_batches(len(data), config.batch_size, np.random.default_rng(0)))
+    steps_per_epoch = len(_batches(len(items), config.batch_size, np.random.default_rng(0)))
     class_weights = None
     if task == "segmentation" and config.class_weight_power > 0:
         class_weights = frequency_weights(items, spec, config.class_weight_power, quiet, data).to(device)
@@ -287,9 +305,13 @@ def train(items: list[Item], spec: LabelSpec, task: Literal["segmentation", "key
             t0 = time.time()
             data.set_epoch(epoch)
             torch.manual_seed(config.seed * 100_003 + epoch)   # dropout in the ASPP head
-            batches = _batches(len(data), config.batch_size, np.random.default_rng((config.seed, epoch)))
             skip = resumed.batch if epoch == resumed.epoch + 1 else 0
-            loader = torch.utils.data.DataLoader(data, batch_sampler=batches[skip:], **loader_kw)
+            if streamed:
+                batches = batch_sizes(len(items), config.batch_size)
+                loader = data.batches(batches, skip, **loader_kw)
+            else:
+                batches = _batches(len(data), config.batch_size, np.random.default_rng((config.seed, epoch)))
+                loader = torch.utils.data.DataLoader(data, batch_sampler=batches[skip:], **loader_kw)
             model.train()
             if config.freeze_bn:
                 freeze_batchnorm(model)

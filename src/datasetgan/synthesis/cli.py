@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from datasetgan.core.devices import resolve_device
+from datasetgan.core.distributed import gloo_group, init_distributed, launched_info, rank_device, shutdown
 from datasetgan.core.options import add_config_flags, add_device_flags, config_from_args, print_dry_run
 from datasetgan.generator import load_generator
 from datasetgan.interpreter.artifact import Interpreter
+from datasetgan.synthesis.claim import describe, read_claim
 from datasetgan.synthesis.config import SynthesisConfig
-from datasetgan.synthesis.run import missing_seeds, synthesize
+from datasetgan.synthesis.run import FINISH_TIMEOUT, missing_seeds, synthesize
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "synthesize", help="generate a labelled data set (images, labels, uncertainty filtering)",
         description="Render seeds S..S+N-1, label them with the interpreter, drop the most uncertain, "
-                    "and write images/, labels/, dataset.json, manifest.jsonl and a contact sheet. "
-                    "An interrupted run, restarted with the same arguments, finishes the same data set.")
+                    "and write images/ and labels/ (or WebDataset shards), dataset.json, manifest.jsonl and a "
+                    "contact sheet. An interrupted run, restarted with the same arguments, finishes the same data "
+                    "set. Under `torchrun --nproc-per-node G -m datasetgan.cli synthesize ...` each process "
+                    "renders its share of the seeds on its own GPU, and process 0 finishes the data set.")
     p.add_argument("--generator", required=True, metavar="CKPT", help="the generator the interpreter was trained for")
     p.add_argument("--interpreter", required=True, metavar="DIR", help="folder written by train-interpreter")
     p.add_argument("--out", required=True, metavar="DIR", help="the data set folder")
@@ -31,22 +35,39 @@ def run_synthesize(args: argparse.Namespace) -> int:
     if args.dry_run:
         print_dry_run(config)
         return 0
-    device = resolve_device(args.device)
-    interp = Interpreter.load(args.interpreter, device=device)
-    G = load_generator(args.generator, device=device)
-    info = synthesize(G, interp, args.out, config, device, generator_checkpoint=str(args.generator),
-                      interpreter_dir=str(args.interpreter), quiet=args.quiet)
-    if info is None:
-        missing = len(missing_seeds(args.out, config))
-        state = (f"{missing} of {config.n} seeds still missing. When every shard has ended, run"
-                 if missing else "every seed is staged: run")
-        print(f"{args.out}: shard {config.shard[0]}/{config.shard[1]} staged ({len(config.shard_seeds)} seeds); "
-              f"{state} the same command without --shard to finish the data set")
+    dist = launched_info()   # under torchrun: this process's rank
+    device = rank_device(args.device, dist)
+    dist = init_distributed(device.type, timeout=FINISH_TIMEOUT)
+    try:
+        group = gloo_group(dist, FINISH_TIMEOUT)
+        interp = Interpreter.load(args.interpreter, device=device)
+        G = load_generator(args.generator, device=device)
+        info = synthesize(G, interp, args.out, config, device, generator_checkpoint=str(args.generator),
+                          interpreter_dir=str(args.interpreter), quiet=args.quiet, dist=dist, group=group)
+    finally:
+        shutdown(dist)
+    if not dist.is_main:
         return 0
-    print(f"{args.out}: {info['kept']} of {config.n} samples kept "
+    if info is None:
+        _print_unfinished(args.out, config)
+        return 0
+    print(f"{args.out}: {info['kept']} of {config.num_images} samples kept "
           f"({len(info['dropped_seeds'])} most uncertain dropped)"
+          + (f" in {info['shards']['count']} WebDataset shards" if info.get("layout") == "webdataset" else "")
           + (f"; {info['unlabelled']['pixel_fraction']:.1%} of their pixels left unlabelled"
              if "unlabelled" in info else "")
           + ("; bfloat16 first-layer matmuls (--precision float32: exact ones)"
              if info.get("first_layer_precision") == "bfloat16" else ""))
     return 0
+
+
+def _print_unfinished(out: str, config: SynthesisConfig) -> None:
+    """Why this process did not finish the data set: seeds of other shards missing, or another finishing it."""
+    missing = len(missing_seeds(out, config))
+    if missing:
+        shard = f"shard {config.shard[0]}/{config.shard[1]}" if config.shard is not None else "this run"
+        print(f"{out}: {shard} staged ({len(config.shard_seeds)} seeds); {missing} of {config.num_images} seeds "
+              "still missing. The shard that ends last finishes the data set (or, once every shard has ended, "
+              "run the same command without --shard: it renders what is missing, then finishes)")
+    else:
+        print(f"{out}: every seed is staged; {describe(read_claim(Path(out)), out)}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 from datasetgan.core.devices import PRECISIONS, Precision
 from datasetgan.core.errors import UserError
@@ -20,11 +21,17 @@ def shard_arg(text: str) -> tuple[int, int]:
     return index, count
 
 
+FORMATS: tuple[str, ...] = ("png", "webdataset")
+
+
 @dataclass(frozen=True)
 class SynthesisConfig:
-    """Seeds ``seed_start .. seed_start + n - 1`` rendered, labelled and filtered."""
+    """Seeds ``seed_start .. seed_start + num_images - 1`` rendered, labelled and filtered."""
 
-    n: int = setting(10_000, "number of candidate seeds (the paper's data sets: 10,000)")
+    # Not `--n`: under torchrun, whose own parser sees every flag, `--n` is an ambiguous
+    # abbreviation of its `--nnodes` and `--nproc-per-node` (the old name stays an alias).
+    num_images: int = setting(10_000, "number of candidate seeds (the paper's data sets: 10,000)", metavar="N",
+                              aliases=("n",))
     seed_start: int = setting(0, "first seed (seeds mean what they mean in `sample`)")
     truncation: float = setting(0.7, "truncation psi (1.0 = none)", metavar="PSI")
     truncation_cutoff: int | None = setting(None, "truncate only the first N ws", metavar="N",
@@ -42,19 +49,26 @@ class SynthesisConfig:
         metavar="JS", default_text="every pixel keeps its vote")
     # (index, count): stage only the seeds ``seed_start + index + k * count``, and do not finalise.
     shard: tuple[int, int] | None = setting(
-        None, "render only every N-th seed from the I-th (0 <= I < N) into --out, e.g. one process per GPU; "
-              "shards do not finish the data set: when all have ended, run the same command without --shard "
-              "(it renders what is missing, then writes dataset.json)", metavar="I/N", parse=shard_arg)
+        None, "render only every N-th seed from the I-th (0 <= I < N) into --out, for processes started by hand "
+              "(one machine or several sharing the folder; under torchrun the ranks share the seeds without it). "
+              "The shard that ends with every seed staged finishes the data set; a run without --shard renders "
+              "whatever is missing, then finishes it", metavar="I/N", parse=shard_arg)
     # The resolved dtype is part of the run key (see interpreter/predict.py for what it trades).
     precision: Precision = setting(
         "auto", "the interpreter's first-layer matmuls: auto = bfloat16 on a CPU with AMX or AVX512-BF16 "
                 "(several times faster matmuls; labels equal float32's on all but near-tied pixels), else "
                 "float32 (exact)")
+    # The layout of the finished data set; the staged files are the same for both.
+    format: Literal["png", "webdataset"] = setting(
+        "png", "png: images/ and labels/ folders of PNG files; webdataset: tar shards "
+               "shards/synth-NNNNNN.tar of <seed>.png, <seed>.label.png and <seed>.json (for streaming readers; "
+               "train-segmenter --data reads both)")
+    shard_size: int = setting(1000, "webdataset: samples per tar shard", metavar="K")
 
     def __post_init__(self) -> None:
-        if self.n < 1:
-            raise UserError(f"--n {self.n}: must be >= 1")
-        if self.seed_start < 0 or self.seed_start + self.n > 2 ** 32:
+        if self.num_images < 1:
+            raise UserError(f"--num-images {self.num_images}: must be >= 1")
+        if self.seed_start < 0 or self.seed_start + self.num_images > 2 ** 32:
             raise UserError(f"--seed-start {self.seed_start}: seeds must lie in [0, 2**32)")
         if not 0 <= self.drop_uncertain < 1:
             raise UserError(f"--drop-uncertain {self.drop_uncertain}: must lie in [0, 1)")
@@ -66,6 +80,10 @@ class SynthesisConfig:
             raise UserError(f"--precision {self.precision}: expected one of {', '.join(PRECISIONS)}")
         if self.truncation_cutoff is not None and self.truncation_cutoff < 0:
             raise UserError(f"--truncation-cutoff {self.truncation_cutoff}: must be >= 0")
+        if self.format not in FORMATS:
+            raise UserError(f"--format {self.format}: expected one of {', '.join(FORMATS)}")
+        if self.shard_size < 1:
+            raise UserError(f"--shard-size {self.shard_size}: must be >= 1")
         if self.shard is not None:
             index, count = self.shard
             if not 0 <= index < count:
@@ -73,7 +91,7 @@ class SynthesisConfig:
 
     @property
     def seeds(self) -> list[int]:
-        return list(range(self.seed_start, self.seed_start + self.n))
+        return list(range(self.seed_start, self.seed_start + self.num_images))
 
     @property
     def shard_seeds(self) -> list[int]:
@@ -85,7 +103,7 @@ class SynthesisConfig:
 
     @property
     def keep_count(self) -> int:
-        return kept_of(self.n, self.drop_uncertain)
+        return kept_of(self.num_images, self.drop_uncertain)
 
 
 def kept_of(n: int, drop: float) -> int:

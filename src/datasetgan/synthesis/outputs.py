@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -22,7 +22,10 @@ def write_coco_keypoints(path: Path, manifest: Sequence[dict], spec: LabelSpec, 
     h, w = int(size[0]), int(size[1])
     images, annotations = [], []
     for i, entry in enumerate(manifest, start=1):
-        images.append({"id": i, "file_name": entry["image"], "width": w, "height": h, "seed": entry["seed"]})
+        # WebDataset layout: the member name inside its shard.
+        name = entry["image"] if "image" in entry else f"{entry['key']}.png"
+        images.append({"id": i, "file_name": name, "width": w, "height": h, "seed": entry["seed"],
+                       **({"shard": entry["shard"]} if "shard" in entry else {})})
         flat, xs, ys = [], [], []
         for x, y, v in entry["keypoints"]:
             if v:
@@ -54,16 +57,24 @@ def _draw_keypoints(image: np.ndarray, keypoints: Sequence[Sequence[float]], pal
 
 
 def write_contact_sheet(out: Path, manifest: Sequence[dict], spec: LabelSpec, task: str,
-                        dropped: Sequence[int]) -> None:
-    """``contact_sheet.png`` (label overlays of the first kept samples) and ``index.html``."""
+                        dropped: Sequence[int],
+                        files: Callable[[dict], tuple[Path, Path | None]] | None = None) -> None:
+    """``contact_sheet.png`` (label overlays of the first kept samples) and ``index.html``.
+
+    ``files(entry)`` gives a sample's image and label files (default: ``out`` / the
+    entry's ``image`` and ``label``; the WebDataset layout passes the staged ones)."""
+    if files is None:
+        def files(entry: dict) -> tuple[Path, Path | None]:
+            return out / entry["image"], out / entry["label"] if "label" in entry else None
     from datasetgan.core.images import default_palette
     palette = spec.palette if spec.palette and len(spec.palette) > 1 else default_palette(
         max(2, spec.num_keypoints + 1))
     tiles = []
     for entry in manifest[:SHEET_MAX]:
-        image = np.asarray(Image.open(out / entry["image"]).convert("RGB"))
+        image_file, label_file = files(entry)
+        image = np.asarray(Image.open(image_file).convert("RGB"))
         if task == "segmentation":
-            labels = np.asarray(Image.open(out / entry["label"]))
+            labels = np.asarray(Image.open(label_file))
             tiles.append(overlay(image, labels, palette))
         else:
             tiles.append(_draw_keypoints(image, entry["keypoints"], palette))
@@ -84,5 +95,7 @@ def write_contact_sheet(out: Path, manifest: Sequence[dict], spec: LabelSpec, ta
                       for i, name in enumerate(spec.classes)])
     ranked = sorted(manifest, key=lambda e: -e["uncertainty"])[:10]
     report.heading("Most uncertain kept samples")
-    report.table(["seed", "uncertainty", "image"], [(e["seed"], e["uncertainty"], e["image"]) for e in ranked])
+    report.table(["seed", "uncertainty", "image"],
+                 [(e["seed"], e["uncertainty"], e["image"] if "image" in e else f"{e['shard']}: {e['key']}.png")
+                  for e in ranked])
     report.write(out / "index.html")

@@ -15,12 +15,26 @@ dropped (ties broken by seed), the kept files are linked to their final
 names, and ``dataset.json`` is written last: its presence means the data set
 is complete.
 
-Several processes (one per GPU, or machines sharing the folder) can render
-one data set: each runs with ``shard=(i, n)`` and renders every ``n``-th
-seed from the ``i``-th (``--shard i/n``). Shards only stage; a run without
-a shard, started after every shard has ended, renders whatever is still
-missing and finalises, so the result equals a single run's (the run key
-does not include the shard).
+Several processes can render one data set, and the result equals a single
+run's (the run key does not include how the work was split):
+
+- under ``torchrun`` (``dist``), rank ``r`` of ``w`` renders every ``w``-th
+  seed from the ``r``-th on its own device; after a barrier, rank 0
+  finishes. A rank that fails makes the others fail at the barrier (torchrun
+  stops them anyway); the staged seeds stay, so the same command resumes;
+- started by hand with ``shard=(i, n)`` (``--shard i/n``; one machine, or
+  several sharing the folder), a process renders every ``n``-th seed from
+  the ``i``-th. The one that ends with every seed of the run staged finishes;
+  a run without a shard renders whatever is missing, then finishes.
+
+Finishing is claimed first (``claim.py``: an exclusive-create file), so two
+processes that end at once cannot both finish. A process that comes late,
+after another finished and removed ``.staging/``, stops before its next batch
+and removes the staging folder it recreated; ``dataset.json``, written
+before ``.staging/`` is removed, is what every process checks.
+
+``config.format``: ``png`` places the kept files under ``images/`` and
+``labels/``; ``webdataset`` writes them into tar shards (``shards.py``).
 
 Beyond the reference, which only drops whole images, ``ignore_pixels_above``
 also leaves a kept image's most uncertain pixels unlabelled (its
@@ -35,38 +49,49 @@ import json
 import math
 import os
 import shutil
+import sys
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
+from datasetgan.core.distributed import DistInfo, barrier
 from datasetgan.core.errors import UserError
 from datasetgan.core.fileio import atomic_path, read_json, read_jsonl, write_json
 from datasetgan.core.images import save_png, to_uint8
 from datasetgan.core.progress import progress
+from datasetgan.core.signals import Interrupted, StopFlag
 from datasetgan.generator import Generator, generator_fingerprint
 from datasetgan.interpreter.artifact import Interpreter
 from datasetgan.interpreter.predict import Workspace, first_layer_precision
 from datasetgan.labels import IGNORE, LabelSpec, write_keypoints, write_label_map
+from datasetgan.synthesis import claim
 from datasetgan.synthesis.config import SynthesisConfig
 from datasetgan.synthesis.render import padded_batch_size, render_batch
 from datasetgan.synthesis.outputs import write_coco_keypoints, write_contact_sheet
+from datasetgan.synthesis.shards import SHARD_DIR, SHARD_PATTERN, sample_json, shard_count, shard_path, write_shard
 
 FORMAT = "datasetgan-dataset"
 STAGING = ".staging"
+# How long a rank that has staged its share waits at the barrier for the slowest one.
+FINISH_TIMEOUT = timedelta(days=7)
 
 
 def run_key(config: SynthesisConfig, generator_fp: str, interpreter_fp: str,
             first_layer_dtype: torch.dtype = torch.float32) -> dict:
     """Everything that determines the data set (not the batch size or device;
-    the first layer's matmul dtype, which ``auto`` picks by device, is in it)."""
+    the first layer's matmul dtype, which ``auto`` picks by device, is in it). ``n`` is
+    ``num_images`` under its earlier name, so that data sets of earlier versions resume."""
     return {"generator": generator_fp, "interpreter": interpreter_fp, "seed_start": config.seed_start,
-            "n": config.n, "truncation": config.truncation, "truncation_cutoff": config.truncation_cutoff,
+            "n": config.num_images, "truncation": config.truncation, "truncation_cutoff": config.truncation_cutoff,
             "drop_uncertain": config.drop_uncertain, "class_idx": config.class_idx,
             # only when set, so that the data sets of earlier versions keep their keys
             **({"ignore_pixels_above": config.ignore_pixels_above} if config.ignore_pixels_above is not None else {}),
-            **({"first_layer": "bfloat16"} if first_layer_dtype == torch.bfloat16 else {})}
+            **({"first_layer": "bfloat16"} if first_layer_dtype == torch.bfloat16 else {}),
+            **({"format": config.format, "shard_size": config.shard_size} if config.format != "png" else {})}
 
 
 def unlabelled_id(spec: LabelSpec) -> int:
@@ -122,7 +147,12 @@ def _check_run(out: Path, key: dict) -> bool:
         return True
     staged = out / STAGING / "run.json"
     if staged.exists():
-        old = _read_object(staged)
+        try:
+            old = _read_object(staged)
+        except UserError:
+            if done.exists():  # finished (and .staging/ removed) by another process meanwhile
+                return _check_run(out, key)
+            raise
         if old != key:
             diff = sorted(k for k in {**old, **key} if key.get(k) != old.get(k))
             raise UserError(f"--out {out}: holds an unfinished run with different settings "
@@ -132,7 +162,9 @@ def _check_run(out: Path, key: dict) -> bool:
 
 
 # Run-key entries whose flag is not named after them: (flag, what the entry's absence means).
-_KEY_FLAGS = {"first_layer": ("--precision", "float32")}  # what --precision resolved to
+_KEY_FLAGS = {"first_layer": ("--precision", "float32"),  # what --precision resolved to
+              "n": ("--num-images", "not set"), "format": ("--format", "png"),
+              "shard_size": ("--shard-size", "not set")}
 
 
 def _setting_change(name: str, old: dict, new: dict) -> str:
@@ -146,10 +178,16 @@ def _setting_change(name: str, old: dict, new: dict) -> str:
 @torch.no_grad()
 def render_candidates(G: Generator, interp: Interpreter, config: SynthesisConfig, staging: Path,
                       device: torch.device, quiet: bool = False,
-                      first_layer_dtype: torch.dtype = torch.float32) -> None:
-    """Render and label every seed (of the shard) whose record is missing."""
+                      first_layer_dtype: torch.dtype = torch.float32, seeds: Sequence[int] | None = None,
+                      desc: str = "synthesize", finished: Callable[[], bool] = lambda: False) -> None:
+    """Render and label every seed of ``seeds`` (default: the shard's) whose record is missing.
+
+    Before each batch: returns early when ``finished()`` (another process has
+    finished the data set), and SIGINT or SIGTERM stops the run (``Interrupted``)
+    with the seeds staged so far kept.
+    """
     interp.bind(G)
-    mine = config.shard_seeds
+    mine = list(config.shard_seeds if seeds is None else seeds)
     todo = _unstaged(staging, mine)
     c = None
     if G.c_dim:
@@ -158,14 +196,13 @@ def render_candidates(G: Generator, interp: Interpreter, config: SynthesisConfig
         c = torch.zeros(G.c_dim)
         c[config.class_idx] = 1
     interp.model.to(device)
-    desc = "synthesize" if config.shard is None else f"synthesize (shard {config.shard[0]}/{config.shard[1]})"
     bar = progress(desc=desc, total=len(mine), initial=len(mine) - len(todo), unit="img", disable=quiet)
     # Every call renders a fixed number of samples (the last batch padded), each
     # sample computed as if alone (render.py); the interpreter labels each image
     # on its own. So a seed's files do not depend on --batch-size, on which
-    # seeds an interrupted run had already done, or on the shard (the padded
-    # size comes from the whole run's n).
-    size = padded_batch_size(config.batch_size, config.n)
+    # seeds an interrupted run had already done, or on the shard or rank (the
+    # padded size comes from the whole run's number of seeds).
+    size = padded_batch_size(config.batch_size, config.num_images)
     workspace = Workspace()
 
     def write(batch: list[int], images: np.ndarray, pred) -> None:
@@ -176,9 +213,19 @@ def render_candidates(G: Generator, interp: Interpreter, config: SynthesisConfig
     # A batch's files are written (PNG encoding releases the GIL) while the next
     # batch renders; at most one batch is in flight, and its errors (or an
     # interruption) surface before another batch is handed over.
-    with ThreadPoolExecutor(max_workers=1) as writer:
+    with StopFlag() as stop, ThreadPoolExecutor(max_workers=1) as writer:
         pending = None
         for start in range(0, len(todo), size):
+            if stop.signum is not None:
+                if pending is not None:
+                    pending.result()
+                bar.close()
+                print(f"synthesize: stopped by {stop.name} with {len(mine) - len(_unstaged(staging, mine))} of "
+                      f"this process's {len(mine)} seeds staged ({staging}); run the same command again to "
+                      "resume", file=sys.stderr, flush=True)
+                raise Interrupted(str(staging))
+            if finished():
+                break
             batch = todo[start:start + size]
             img, maps = render_batch(G, batch, size, config.truncation, config.truncation_cutoff, c=c)
             pred = interp.predict(maps, img, workspace=workspace, first_layer_dtype=first_layer_dtype)
@@ -222,32 +269,67 @@ def _place(src: Path, dst: Path) -> None:
         tmp.unlink()
 
 
+def _write_shards(out: Path, staging: Path, manifest: list[dict], shard_size: int, task: str) -> None:
+    """The kept samples as tar shards, ``shard_size`` each; a shard that exists (written
+    whole, under a temporary name first) was written by an interrupted finishing step."""
+    for index in range(shard_count(len(manifest), shard_size)):
+        path = out / shard_path(index)
+        if path.exists():
+            continue
+        members: list[tuple[str, Path | bytes]] = []
+        for entry in manifest[index * shard_size:(index + 1) * shard_size]:
+            key = entry["key"]
+            members.append((f"{key}.png", staging / f"{key}.image.png"))
+            if task == "segmentation":
+                members.append((f"{key}.label.png", staging / f"{key}.label.png"))
+            members.append((f"{key}.json", sample_json(entry)))
+        write_shard(path, members)
+
+
 def finalise(out: Path, interp: Interpreter, config: SynthesisConfig, key: dict,
              generator_checkpoint: str, interpreter_dir: str) -> dict:
+    """Write the final files from the staged ones (every seed staged), ``dataset.json`` last,
+    then remove ``.staging/``. Started again after an interruption, it writes the same files."""
     staging = out / STAGING
     records = [_read_object(_record_path(staging, s)) for s in config.seeds]
     kept, dropped = select(records, config.keep_count)
+    webdataset = config.format == "webdataset"
     manifest = []
-    for r in kept:
+    for i, r in enumerate(kept):
         stem = f"{r['seed']:06d}"
-        entry = {"seed": r["seed"], "uncertainty": r["uncertainty"], "image": f"images/{stem}.png"}
-        _place(staging / f"{stem}.image.png", out / entry["image"])
+        entry = {"seed": r["seed"], "uncertainty": r["uncertainty"]}
+        if webdataset:   # the files go into the shards below
+            entry["shard"], entry["key"] = shard_path(i // config.shard_size), stem
+        else:
+            entry["image"] = f"images/{stem}.png"
+            _place(staging / f"{stem}.image.png", out / entry["image"])
         if interp.task == "segmentation":
-            entry["label"] = f"labels/{stem}.png"
+            if not webdataset:
+                entry["label"] = f"labels/{stem}.png"
             entry["class_pixels"] = r["class_pixels"]
             if "unlabelled_pixels" in r:
                 entry["unlabelled_pixels"] = r["unlabelled_pixels"]
-            _place(staging / f"{stem}.label.png", out / entry["label"])
+            if not webdataset:
+                _place(staging / f"{stem}.label.png", out / entry["label"])
         else:
-            entry["label"] = f"labels/{stem}.json"
+            if not webdataset:
+                entry["label"] = f"labels/{stem}.json"
             entry["keypoints"] = r["keypoints"]
-            write_keypoints(out / entry["label"], r["keypoints"], interp.spec)
+            if not webdataset:
+                write_keypoints(out / entry["label"], r["keypoints"], interp.spec)
         manifest.append(entry)
+    if webdataset:
+        _write_shards(out, staging, manifest, config.shard_size, interp.task)
     with atomic_path(out / "manifest.jsonl") as tmp:
         tmp.write_text("".join(json.dumps(e) + "\n" for e in manifest), encoding="utf-8")
     if interp.task == "keypoints":
         write_coco_keypoints(out / "keypoints_coco.json", manifest, interp.spec, interp.out_size)
-    write_contact_sheet(out, manifest, interp.spec, interp.task, [r["seed"] for r in dropped])
+
+    def staged_files(entry: dict) -> tuple[Path, Path | None]:
+        stem = entry["key"]
+        return staging / f"{stem}.image.png", staging / f"{stem}.label.png" if interp.task == "segmentation" else None
+    write_contact_sheet(out, manifest, interp.spec, interp.task, [r["seed"] for r in dropped],
+                        files=staged_files if webdataset else None)
     unlabelled = {}
     if config.ignore_pixels_above is not None or interp.spec.ignore_index is not None:
         unlabelled["ignore_index"] = unlabelled_id(interp.spec)
@@ -263,7 +345,7 @@ def finalise(out: Path, interp: Interpreter, config: SynthesisConfig, key: dict,
         "keypoint_convention": "pixels; (0, 0) is the centre of the top-left pixel",
         "generator": {"checkpoint": generator_checkpoint, "fingerprint": key["generator"]},
         "interpreter": {"path": interpreter_dir, "fingerprint": key["interpreter"]},
-        "seeds": {"start": config.seed_start, "n": config.n}, "kept": len(kept),
+        "seeds": {"start": config.seed_start, "n": config.num_images}, "kept": len(kept),
         "dropped_seeds": [r["seed"] for r in dropped],
         "truncation": config.truncation, "truncation_cutoff": config.truncation_cutoff,
         "drop_uncertain": config.drop_uncertain, "first_layer_precision": key.get("first_layer", "float32"),
@@ -271,7 +353,11 @@ def finalise(out: Path, interp: Interpreter, config: SynthesisConfig, key: dict,
         + ("Jensen-Shannon divergence of the ensemble" if interp.task == "segmentation"
            else "ensemble variance of the heatmaps"),
         "files": {"manifest": "manifest.jsonl", "contact_sheet": "contact_sheet.png", "report": "index.html",
-                  **({"coco_keypoints": "keypoints_coco.json"} if interp.task == "keypoints" else {})},
+                  **({"coco_keypoints": "keypoints_coco.json"} if interp.task == "keypoints" else {}),
+                  **({"shards": SHARD_DIR + "/"} if webdataset else {})},
+        **({"layout": "webdataset",
+            "shards": {"pattern": f"{SHARD_DIR}/{SHARD_PATTERN}", "count": shard_count(len(kept), config.shard_size),
+                       "samples_per_shard": config.shard_size}} if webdataset else {}),
         "run": key,
     }
     write_json(out / "dataset.json", info)  # last: marks the data set complete
@@ -281,11 +367,14 @@ def finalise(out: Path, interp: Interpreter, config: SynthesisConfig, key: dict,
 
 def synthesize(G: Generator, interp: Interpreter, out: str | Path, config: SynthesisConfig,
                device: torch.device, generator_checkpoint: str = "", interpreter_dir: str = "",
-               quiet: bool = False) -> dict | None:
+               quiet: bool = False, dist: DistInfo = DistInfo(), group=None) -> dict | None:
     """Make (or finish) the data set in ``out``; returns the ``dataset.json`` content.
 
-    With ``config.shard`` set, only stages that shard's seeds and returns
-    None (unless the data set is already complete); see ``missing_seeds``.
+    Returns None where this process does not finish it: with ``config.shard``
+    while seeds of other shards are missing (see ``missing_seeds``), on ranks
+    other than 0 under ``torchrun`` (``dist``; every rank calls this, and
+    ``group`` is the process group of the barrier), and while another process
+    holds the finishing claim (``claim.read_claim``).
     """
     out = Path(out)
     if config.ignore_pixels_above is not None and interp.task != "segmentation":
@@ -293,16 +382,55 @@ def synthesize(G: Generator, interp: Interpreter, out: str | Path, config: Synth
     interp.selected_features(G, source=interpreter_dir or "--interpreter")  # fingerprint check
     first_layer_dtype = first_layer_precision(device, config.precision)
     key = run_key(config, generator_fingerprint(G), interp.fingerprint(), first_layer_dtype)
-    if _check_run(out, key):
-        shutil.rmtree(out / STAGING, ignore_errors=True)
-        return _read_object(out / "dataset.json")
-    staging = out / STAGING
-    staging.mkdir(parents=True, exist_ok=True)
-    write_json(staging / "run.json", key)
-    render_candidates(G, interp, config, staging, device, quiet, first_layer_dtype)
-    if config.shard is not None:  # other shards may still be writing: a run without a shard finalises
+    done = out / "dataset.json"
+    if not _check_run(out, key):
+        staging = out / STAGING
+        staging.mkdir(parents=True, exist_ok=True)
+        write_json(staging / "run.json", key)
+        desc = "synthesize" + "".join(
+            [f" (shard {config.shard[0]}/{config.shard[1]})" if config.shard is not None else "",
+             f" (rank {dist.rank}/{dist.world_size})" if dist.enabled else ""])
+        try:
+            render_candidates(G, interp, config, staging, device, quiet or not dist.is_main, first_layer_dtype,
+                              seeds=config.shard_seeds[dist.rank::dist.world_size], desc=desc,
+                              finished=done.exists)
+        except FileNotFoundError:  # .staging/ removed under this process by one that finished the data set
+            if not done.exists():
+                raise
+    if dist.enabled:
+        _wait_for_ranks(dist, group, out)
+    if not dist.is_main:
         return None
-    return finalise(out, interp, config, key, generator_checkpoint, interpreter_dir)
+    return _finish(out, interp, config, key, generator_checkpoint, interpreter_dir)
+
+
+def _wait_for_ranks(dist: DistInfo, group, out: Path) -> None:
+    """The barrier after which rank 0 finishes; a rank that died makes it fail at once (gloo)."""
+    try:
+        barrier(dist, group)
+    except RuntimeError as exc:  # torch's DistBackendError: a peer closed its connection
+        raise UserError(f"rank {dist.rank} of {dist.world_size}: another rank ended before staging its share of "
+                        f"the seeds (torchrun's report names it; {type(exc).__name__}). The seeds staged so far are "
+                        f"kept in {out / STAGING}: run the same command again to resume") from None
+
+
+def _finish(out: Path, interp: Interpreter, config: SynthesisConfig, key: dict, generator_checkpoint: str,
+            interpreter_dir: str) -> dict | None:
+    """Finish the data set if every seed is staged and no other process is finishing it."""
+    done = out / "dataset.json"
+    if not done.exists():
+        if missing_seeds(out, config):
+            return None
+        if claim.acquire(out) is not None:
+            return None
+        try:
+            if not done.exists():   # (or another process finished between the check and the claim)
+                return finalise(out, interp, config, key, generator_checkpoint, interpreter_dir)
+        finally:
+            claim.release(out)
+    # Finished before: a process that came late may have recreated .staging/.
+    shutil.rmtree(out / STAGING, ignore_errors=True)
+    return _read_object(done)
 
 
 def missing_seeds(out: str | Path, config: SynthesisConfig) -> list[int]:

@@ -1,10 +1,12 @@
-// datasetgan annotate: the page. Plain JS, no build step, nothing fetched from elsewhere.
+// datasetgan annotate: the page. Plain JS modules (this file, paint.js for the label edits, png.js
+// for the PNG it saves): no build step, nothing fetched from elsewhere.
 //
 // Label coordinates: pixel (i, j) covers [i, i + 1) x [j, j + 1); a keypoint at (x, y) is in the
 // project's convention, (0, 0) at the centre of the top-left pixel, so a click at label coordinate
 // (u, v) places it at (u - 0.5, v - 0.5). The screen shows label point (u, v) at
 // (ox + u * zoom, oy + v * zoom) CSS pixels from the canvas's top-left corner.
-"use strict";
+import { encodeGreyPNG } from "./png.js";
+import * as paint from "./paint.js";
 
 (function () {
   const $ = (id) => document.getElementById(id);
@@ -23,6 +25,7 @@
     scratch: document.createElement("canvas"),
   };
   window.annotator = A;
+  A.encodeGreyPNG = encodeGreyPNG;
   const view = $("view");
   const ctx = view.getContext("2d");
 
@@ -54,68 +57,6 @@
     for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
     return out;
   }
-
-  // --- a grey PNG encoder (class ids as mode L; stored deflate blocks, so no compressor is needed) ----
-
-  const CRC_TABLE = (() => {
-    const t = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      t[n] = c >>> 0;
-    }
-    return t;
-  })();
-
-  function crc32(bytes) {
-    let c = 0xffffffff;
-    for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-    return (c ^ 0xffffffff) >>> 0;
-  }
-
-  function encodeGreyPNG(ids, W, H) {
-    const raw = new Uint8Array((W + 1) * H);
-    for (let y = 0; y < H; y++) raw.set(ids.subarray(y * W, (y + 1) * W), y * (W + 1) + 1);  // filter 0
-    const blocks = Math.max(1, Math.ceil(raw.length / 65535));
-    const z = new Uint8Array(2 + raw.length + 5 * blocks + 4);
-    z[0] = 0x78; z[1] = 0x01;
-    let o = 2;
-    for (let b = 0; b < blocks; b++) {
-      const start = b * 65535, len = Math.min(65535, raw.length - start);
-      z[o++] = b === blocks - 1 ? 1 : 0;
-      z[o++] = len & 0xff; z[o++] = len >>> 8; z[o++] = ~len & 0xff; z[o++] = (~len >>> 8) & 0xff;
-      z.set(raw.subarray(start, start + len), o); o += len;
-    }
-    let a = 1, bsum = 0;
-    for (let i = 0; i < raw.length; i++) { a = (a + raw[i]) % 65521; bsum = (bsum + a) % 65521; }
-    const adler = ((bsum << 16) | a) >>> 0;
-    z[o++] = adler >>> 24; z[o++] = (adler >>> 16) & 0xff; z[o++] = (adler >>> 8) & 0xff; z[o++] = adler & 0xff;
-    const chunks = [];
-    function chunk(type, data) {
-      const out = new Uint8Array(12 + data.length);
-      const dv = new DataView(out.buffer);
-      dv.setUint32(0, data.length);
-      for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
-      out.set(data, 8);
-      dv.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
-      chunks.push(out);
-    }
-    const ihdr = new Uint8Array(13);
-    const dv = new DataView(ihdr.buffer);
-    dv.setUint32(0, W); dv.setUint32(4, H);
-    ihdr[8] = 8; ihdr[9] = 0; ihdr[10] = 0; ihdr[11] = 0; ihdr[12] = 0;   // 8-bit grey, no interlace
-    chunk("IHDR", ihdr);
-    chunk("IDAT", z);
-    chunk("IEND", new Uint8Array(0));
-    const sig = [137, 80, 78, 71, 13, 10, 26, 10];
-    const total = sig.length + chunks.reduce((s, c) => s + c.length, 0);
-    const png = new Uint8Array(total);
-    png.set(sig, 0);
-    let p = sig.length;
-    for (const c of chunks) { png.set(c, p); p += c.length; }
-    return png;
-  }
-  A.encodeGreyPNG = encodeGreyPNG;
 
   // --- drawing ------------------------------------------------------------------------------------
 
@@ -329,93 +270,22 @@
     A.saveTimer = setTimeout(() => { A.saveTimer = null; queueSave(); }, SAVE_DELAY_MS);
   }
 
-  function paint(i, id) {
-    A.ids[i] = id;
-    if (A.hatch) A.hatch[i] = 0;
-  }
-
-  function stamp(u, v, id) {
-    const pi = Math.floor(u), pj = Math.floor(v);
-    const r = A.brush / 2, reach = Math.ceil(r);
-    for (let dj = -reach; dj <= reach; dj++) {
-      for (let di = -reach; di <= reach; di++) {
-        if (di * di + dj * dj > r * r && !(di === 0 && dj === 0)) continue;
-        const i = pi + di, j = pj + dj;
-        if (i < 0 || j < 0 || i >= A.W || j >= A.H) continue;
-        paint(j * A.W + i, id);
-      }
-    }
-  }
-
-  function strokeTo(u, v, id) {
-    const last = A.stroke;
-    const du = u - last.u, dv = v - last.v;
-    const steps = Math.max(1, Math.ceil(2 * Math.max(Math.abs(du), Math.abs(dv))));
-    for (let s = 1; s <= steps; s++) stamp(last.u + du * s / steps, last.v + dv * s / steps, id);
-    A.stroke = { u, v, id };
-  }
+  function layer() { return { ids: A.ids, hatch: A.hatch, W: A.W, H: A.H }; }
 
   function inside(u, v) { return u >= 0 && v >= 0 && u < A.W && v < A.H; }
 
-  // 4-connected pixels around `start` for which `same(i)` holds.
-  function component(start, same) {
-    const W = A.W, H = A.H, seen = new Uint8Array(W * H), stack = [start], out = [];
-    seen[start] = 1;
-    while (stack.length) {
-      const i = stack.pop();
-      out.push(i);
-      const x = i % W, y = (i - x) / W;
-      if (x > 0 && !seen[i - 1] && same(i - 1)) { seen[i - 1] = 1; stack.push(i - 1); }
-      if (x < W - 1 && !seen[i + 1] && same(i + 1)) { seen[i + 1] = 1; stack.push(i + 1); }
-      if (y > 0 && !seen[i - W] && same(i - W)) { seen[i - W] = 1; stack.push(i - W); }
-      if (y < H - 1 && !seen[i + W] && same(i + W)) { seen[i + W] = 1; stack.push(i + W); }
-    }
-    return out;
-  }
-
-  function floodFill(u, v, id) {
-    const start = Math.floor(v) * A.W + Math.floor(u);
-    const old = A.ids[start];
-    if (old === id) return false;
-    remember();
-    for (const i of component(start, (k) => A.ids[k] === old)) paint(i, id);
-    return true;
-  }
-
-  async function regionFill(u, v, id, wholeCluster) {
+  async function fillRegion(u, v, id, whole) {
     const parts = await loadRegions(A.stem);
     if (!parts) return false;
-    const start = Math.floor(v) * A.W + Math.floor(u);
-    const part = parts[start];
     remember();
-    if (wholeCluster) {
-      for (let i = 0; i < parts.length; i++) if (parts[i] === part) paint(i, id);
-    } else {
-      for (const i of component(start, (k) => parts[k] === part)) paint(i, id);
-    }
+    paint.regionFill(layer(), parts, u, v, id, whole);
     return true;
-  }
-
-  // Pixels whose centres lie inside the polygon (even-odd rule), as the LabelMe importer fills.
-  function fillPolygon(pts, id) {
-    remember();
-    for (let row = 0; row < A.H; row++) {
-      const yc = row + 0.5, xs = [];
-      for (let k = 0; k < pts.length; k++) {
-        const [x0, y0] = pts[k], [x1, y1] = pts[(k + 1) % pts.length];
-        if (Math.min(y0, y1) <= yc && yc < Math.max(y0, y1)) xs.push(x0 + (yc - y0) / (y1 - y0) * (x1 - x0));
-      }
-      xs.sort((a, b) => a - b);
-      for (let k = 0; k + 1 < xs.length; k += 2) {
-        const from = Math.max(0, Math.ceil(xs[k] - 0.5)), to = Math.min(A.W, Math.ceil(xs[k + 1] - 0.5));
-        for (let col = from; col < to; col++) paint(row * A.W + col, id);
-      }
-    }
   }
 
   function closePolygon() {
     if (A.polygon.length >= 3) {
-      fillPolygon(A.polygon, A.cls);
+      remember();
+      paint.fillPolygon(layer(), A.polygon, A.cls);
       A.polygon = [];
       changed();
     } else {
@@ -492,14 +362,18 @@
       remember();
       const id = A.tool === "eraser" ? eraseId() : A.cls;
       A.stroke = { u: p.u, v: p.v, id };
-      stamp(p.u, p.v, id);
+      paint.stamp(layer(), p.u, p.v, A.brush, id);
       view.setPointerCapture(e.pointerId);
       renderLabels();
       redraw();
     } else if (A.tool === "fill") {
-      if (floodFill(p.u, p.v, A.cls)) changed();
+      if (A.ids[paint.pixelAt(layer(), p.u, p.v)] !== A.cls) {
+        remember();
+        paint.floodFill(layer(), p.u, p.v, A.cls);
+        changed();
+      }
     } else if (A.tool === "region") {
-      if (await regionFill(p.u, p.v, A.cls, e.shiftKey)) changed();
+      if (await fillRegion(p.u, p.v, A.cls, e.shiftKey)) changed();
     } else if (A.tool === "polygon") {
       if (A.polygon.length >= 3) {
         const first = toCanvas(A.polygon[0][0], A.polygon[0][1]);
@@ -520,7 +394,8 @@
       return;
     }
     if (A.stroke) {
-      strokeTo(p.u, p.v, A.stroke.id);
+      paint.line(layer(), A.stroke, p, A.brush, A.stroke.id);
+      A.stroke = { u: p.u, v: p.v, id: A.stroke.id };
       renderLabels();
     }
     if (A.drag) {
