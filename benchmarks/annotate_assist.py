@@ -26,11 +26,12 @@ import json
 import random
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from datasetgan.annotate.assist import Assistant
 from datasetgan.annotate.config import AnnotateConfig
@@ -83,9 +84,11 @@ def label_bytes(path: Path) -> bytes:
 
 
 def run_order(samples: Path, truth: Path, labels: Path, spec: LabelSpec, config: AnnotateConfig,
-              held: HeldOut, checkpoints: list[int], order: list[str] | None) -> tuple[list, list[str]]:
-    """Label samples one by one (``order``, or the assistant's "next" when None); at each checkpoint,
-    the agreement of the interpreter trained on the labels so far. Returns (rows, the order used)."""
+              held: HeldOut, checkpoints: list[int], order: list[str] | None,
+              uncertainty: bool = True) -> tuple[list, list[str]]:
+    """Label samples one by one (``order``, or the assistant's "next" when None; without
+    ``uncertainty``, next is k-center greedy throughout); at each checkpoint, the agreement of the
+    interpreter trained on the labels so far. Returns (rows, the order used)."""
     shutil.rmtree(labels, ignore_errors=True)
     store = LabelStore(samples, labels, spec, "segmentation")
     assistant = Assistant(store, config)
@@ -95,7 +98,7 @@ def run_order(samples: Path, truth: Path, labels: Path, spec: LabelSpec, config:
         used.append(stem)
         store.save(stem, label_bytes(truth / f"{stem}.png"))        # the person labels it
         if order is None and k >= config.min_labels:
-            assistant.refresh(score=True)                          # as the page's assistant does
+            assistant.refresh(score=uncertainty)                   # as the page's assistant does
         if k in checkpoints:
             if order is not None:
                 assistant.refresh(score=False)
@@ -112,6 +115,7 @@ def plot(curves: dict[str, list[dict]], path: Path, title: str) -> None:
     W, H, left, right, top, bottom = 640, 400, 60, 20, 40, 50
     img = Image.new("RGB", (W, H), "white")
     d = ImageDraw.Draw(img)
+    d.font = ImageFont.load_default(size=13)
     xs = sorted({r["labels"] for rows in curves.values() for r in rows})
     ys = [r["miou"] for rows in curves.values() for r in rows]
     lo, hi = np.floor(min(ys) / 5) * 5, np.ceil(max(ys) / 5) * 5
@@ -132,15 +136,16 @@ def plot(curves: dict[str, list[dict]], path: Path, title: str) -> None:
         d.text((px - 5, H - bottom + 8), str(x), fill="black")
     d.text((W // 2 - 70, H - 22), "labelled samples", fill="black")
     d.text((8, 12), title, fill="black")
-    colours = {"random order": (200, 60, 40), "next order": (30, 90, 200)}
+    colours = {"random order": (200, 60, 40), "next order": (30, 90, 200), "kcenter order": (40, 150, 70)}
     for n, (name, rows) in enumerate(curves.items()):
         colour = colours.get(name, (0, 0, 0))
         pts = [at(r["labels"], r["miou"]) for r in rows]
         d.line(pts, fill=colour, width=2)
         for px, py in pts:
             d.ellipse([px - 3, py - 3, px + 3, py + 3], fill=colour)
-        d.line([W - 190, top + 14 + 16 * n, W - 170, top + 14 + 16 * n], fill=colour, width=2)
-        d.text((W - 165, top + 8 + 16 * n), f"{name}, mIoU", fill="black")
+        legend = H - bottom - 12 - 18 * (len(curves) - n)      # bottom right, below the curves
+        d.line([W - 200, legend + 8, W - 180, legend + 8], fill=colour, width=2)
+        d.text((W - 175, legend), f"{name}, mIoU", fill="black")
     img.save(path)
 
 
@@ -190,6 +195,10 @@ def main() -> None:
     ap.add_argument("--random-orders", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--latency-labels", default="2,8", help="suggestion latency after these many labels")
+    ap.add_argument("--orders", default="random,next", help="label orders to compare: random, next, and "
+                                                             "kcenter (next without the uncertainty scores)")
+    ap.add_argument("--next-quantile", type=float, default=None,
+                    help="next: AnnotateConfig.next_diverse_quantile (default: the tool's)")
     ap.add_argument("--skip-orders", action="store_true")
     ap.add_argument("--skip-latency", action="store_true")
     args = ap.parse_args()
@@ -199,8 +208,11 @@ def main() -> None:
     spec = LabelSpec.from_dict(label_spec())
     annotator = Annotator.load(bundled("demo_annotator"))
     config = AnnotateConfig()
+    if args.next_quantile is not None:
+        config = replace(config, next_diverse_quantile=args.next_quantile)
     truncation = 0.7
     results: dict = {"config": {"pool": args.pool, "heldout": args.heldout, "threads": args.threads,
+                                "next_diverse_quantile": config.next_diverse_quantile,
                                 "interpreter": config_to_dict(config.interpreter),
                                 "random_orders": args.random_orders}}
 
@@ -213,22 +225,27 @@ def main() -> None:
         held = HeldOut(G, list(range(500_000, 500_000 + args.heldout)), annotator, truncation)
         curves: dict[str, list[dict]] = {}
         runs = []
-        for r in range(args.random_orders):
+        orders = args.orders.split(",")
+        for r in range(args.random_orders if "random" in orders else 0):
             order = random.Random(r).sample(stems, max(checkpoints))
             print(f"random order {r}:", flush=True)
             rows, _ = run_order(samples, args.out / "pool_truth", args.out / "labels", spec, config, held,
                                 checkpoints, order)
             runs.append(rows)
-        curves["random order"] = [{"labels": k, "miou": round(float(np.mean([run[i]["miou"] for run in runs])), 2),
-                                   "pixels": round(float(np.mean([run[i]["pixels"] for run in runs])), 2),
-                                   "miou_each": [run[i]["miou"] for run in runs]}
-                                  for i, k in enumerate(checkpoints)]
-        print("next order:", flush=True)
-        rows, used = run_order(samples, args.out / "pool_truth", args.out / "labels", spec, config, held,
-                               checkpoints, None)
-        curves["next order"] = rows
+        if runs:
+            curves["random order"] = [
+                {"labels": k, "miou": round(float(np.mean([run[i]["miou"] for run in runs])), 2),
+                 "pixels": round(float(np.mean([run[i]["pixels"] for run in runs])), 2),
+                 "miou_each": [run[i]["miou"] for run in runs]} for i, k in enumerate(checkpoints)]
+        for name, uncertainty in (("next", True), ("kcenter", False)):
+            if name not in orders:
+                continue
+            print(f"{name} order:", flush=True)
+            rows, used = run_order(samples, args.out / "pool_truth", args.out / "labels", spec, config, held,
+                                   checkpoints, None, uncertainty=uncertainty)
+            curves[f"{name} order"] = rows
+            results[f"{name}_order"] = used
         results["agreement"] = curves
-        results["next_order"] = used
         plot(curves, args.out / "agreement.png",
              f"interpreter vs annotator on {args.heldout} held-out samples (pool {args.pool})")
         print(f"plot: {args.out / 'agreement.png'}")

@@ -61,9 +61,8 @@ def test_a_rank_that_dies_fails_the_run_and_the_same_command_resumes(labelled, i
     out = tmp_path / "ranks"
     res, seeds = _torchrun(labelled, interpreter_dir, out, *ARGS, env={"DIE_RANK": "1", "DIE_AT_BATCH": "2"})
     assert res.returncode != 0
-    print(res.stderr[-4000:])
-    assert "rank      : 1" in res.stderr and "exitcode  : 17" in res.stderr       # torchrun's report
-    assert "run the same command again to resume" in res.stderr                  # rank 0's, where it stopped
+    assert "rank      : 1" in res.stderr and "exitcode  : 17" in res.stderr, res.stderr[-3000:]  # torchrun's
+    assert "run the same command again to resume" in res.stderr, res.stderr[-3000:]   # rank 0's, where it stopped
     assert not (out / "dataset.json").exists() and not (out / "images").exists()
     staged = {int(p.stem) for p in (out / ".staging").glob("0*.json")}
     assert 5 not in staged and staged <= {0, 1, 2, 3, 4, 6}   # rank 1 died before its second batch

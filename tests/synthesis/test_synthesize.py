@@ -27,6 +27,7 @@ from tests.conftest import make_tiny_generator
 from tests.synthesis.conftest import _snapshot, _synth, make_colour_generator, red_labels
 
 from datasetgan.cli import main
+from datasetgan.synthesis import finish as synth_finish
 from datasetgan.synthesis import run as synth_run
 from datasetgan.synthesis.config import SynthesisConfig
 
@@ -127,7 +128,7 @@ def test_interrupted_run_finishes_identically(labelled, interpreter_dir, tmp_pat
     else:
         def broken(*args, **kwargs):
             raise KeyboardInterrupt
-        monkeypatch.setattr(synth_run, "write_contact_sheet", broken)
+        monkeypatch.setattr(synth_finish, "write_contact_sheet", broken)
     assert _synth(labelled, interpreter_dir, out, "--num-images", "7", "--batch-size", "2") == 130
     assert not (out / "dataset.json").exists()
     if where == "render":  # nothing final yet, and only whole seeds staged

@@ -12,10 +12,10 @@ background thread:
 
 On request it
 
-- ``suggest``\\ s labels for a sample from the interpreter of the current
-  labels (waiting for it if it is still training), with the pixels whose
-  divergence exceeds ``uncertain_above`` marked;
-- picks the sample to label ``next``: before the interpreter exists, the one
+- suggests labels for a sample (``suggest``) from the interpreter of the
+  current labels (waiting for it if it is still training), with the pixels
+  whose divergence exceeds ``uncertain_above`` marked;
+- picks the sample to label next (``next_stem``): before the interpreter exists, the one
   farthest in generator-feature space from every labelled one (k-center
   greedy, ``generator.selection``); after, the most uncertain of the
   unlabelled samples that lie far from the labelled ones (beyond the
@@ -201,8 +201,9 @@ class Assistant:
         self.generator()
         return labelled
 
-    def wait_for_model(self, timeout: float) -> Interpreter:
-        """The interpreter trained on the labels as they are now (waits while it trains)."""
+    def wait_for_model(self, timeout: float) -> tuple[Interpreter, int, int]:
+        """``(interpreter, labels version, labelled samples)``: the interpreter trained on the labels
+        as they are now (waits while it trains)."""
         self._check_can_train()
         wanted = self.store.version
         deadline = time.monotonic() + timeout
@@ -215,7 +216,7 @@ class Assistant:
                 if left <= 0:
                     raise NotReady(f"the interpreter for the current labels is not ready after {timeout:g} s")
                 self._cond.wait(min(left, 1.0))
-            return self.model
+            return self.model, self.model_version, self.model_labelled
 
     @torch.no_grad()
     def predict(self, model: Interpreter, stem: str):
@@ -225,9 +226,7 @@ class Assistant:
     def suggest(self, stem: str, timeout: float = 600.0) -> Suggestion:
         """Labels (or keypoints) for ``stem`` from the interpreter of the current labels."""
         self.store.check(stem)
-        model = self.wait_for_model(timeout)
-        with self._cond:
-            version, labelled = self.model_version, self.model_labelled
+        model, version, labelled = self.wait_for_model(timeout)
         pred = self.predict(model, stem)
         if self.store.task == "keypoints":
             return Suggestion(version, labelled, keypoints=pred.keypoints[0].cpu().numpy().astype(np.float64))

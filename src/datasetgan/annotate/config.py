@@ -47,9 +47,10 @@ class AnnotateConfig:
                                 "features)", metavar="K")
     uncertain_above: float = setting(0.15, "suggest: hatch the pixels whose Jensen-Shannon divergence (nats) "
                                            "exceeds this", metavar="JS")
-    # "next" after labels exist: the most uncertain of the unlabelled samples that lie farther than
-    # this quantile of the unlabelled samples from every labelled one (uncertain, yet unlike the labels).
-    next_diverse_quantile: float = 0.5
+    # "next" after labels exist: the most uncertain of the unlabelled samples whose distance to the
+    # labelled ones is above this quantile of such distances: mostly diversity, with uncertainty choosing
+    # among the far ones; weighing uncertainty more did worse on the demo domain (docs/ANNOTATE.md).
+    next_diverse_quantile: float = 0.9
     # The assistant's interpreter (preset key ``interpreter:``, train-interpreter's keys).
     interpreter: InterpreterConfig = ASSIST_INTERPRETER
 

@@ -53,7 +53,8 @@ def run_invert(args: argparse.Namespace) -> int:
         return 0
     what = f"{info['images']} images inverted, mean PSNR {info['mean_psnr']:.2f} dB ({info['perceptual']} loss"
     what += ", tuned generator in OUT/generator)" if info["tuned"] else ")"
-    print(f"{args.out}: {what}")
+    print(f"{args.out}: {what}" + ("; resumed, the batches an earlier run finished were kept"
+                                    if info.get("resumed") else ""))
     if "labels" in info:
         counts = info["labels"]
         lost = (f"; {counts['keypoints_outside_crop']} visible keypoints fell outside the square crop and are "

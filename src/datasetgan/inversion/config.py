@@ -28,11 +28,11 @@ class InversionConfig:
     start: Start = setting("w_avg", "where each image starts: the mean w, or the best by loss of "
                                     "--start-candidates random ws")
     start_candidates: int = setting(256, "random ws tried by --start best", metavar="N")
-    lr: float = setting(0.1, "peak Adam learning rate; ramped up over the first 5% of the steps and down "
+    lr: float = setting(0.2, "peak Adam learning rate; ramped up over the first 5% of the steps and down "
                              "(cosine) over the last 25%")
     lr_rampup: float = 0.05             # fraction of the steps, as NVIDIA's projector
     lr_rampdown: float = 0.25
-    w_noise: float = setting(0.05, "noise added to the optimised w, as a fraction of the ws' spread; it "
+    w_noise: float = setting(0.01, "noise added to the optimised w, as a fraction of the ws' spread; it "
                                    "decays (quadratically) to 0 at 3/4 of the steps", metavar="FRACTION")
     w_noise_ramp: float = 0.75
     optimise_noise: bool = setting(True, "optimise each image's noise maps too (they are stored in --out "

@@ -45,9 +45,6 @@ learns more from no label there than from a wrong one.
 
 from __future__ import annotations
 
-import json
-import math
-import os
 import shutil
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -60,21 +57,19 @@ import torch
 
 from datasetgan.core.distributed import DistInfo, barrier
 from datasetgan.core.errors import UserError
-from datasetgan.core.fileio import atomic_path, read_json, read_jsonl, write_json
+from datasetgan.core.fileio import read_json, read_jsonl, write_json
 from datasetgan.core.images import save_png, to_uint8
 from datasetgan.core.progress import progress
 from datasetgan.core.signals import Interrupted, StopFlag
 from datasetgan.generator import Generator, generator_fingerprint
 from datasetgan.interpreter.artifact import Interpreter
 from datasetgan.interpreter.predict import Workspace, first_layer_precision
-from datasetgan.labels import IGNORE, LabelSpec, write_keypoints, write_label_map
+from datasetgan.labels import write_label_map
 from datasetgan.synthesis import claim
 from datasetgan.synthesis.config import SynthesisConfig
+from datasetgan.synthesis.finish import finalise, unlabelled_id
 from datasetgan.synthesis.render import padded_batch_size, render_batch
-from datasetgan.synthesis.outputs import write_coco_keypoints, write_contact_sheet
-from datasetgan.synthesis.shards import SHARD_DIR, SHARD_PATTERN, sample_json, shard_count, shard_path, write_shard
 
-FORMAT = "datasetgan-dataset"
 STAGING = ".staging"
 # How long a rank that has staged its share waits at the barrier for the slowest one.
 FINISH_TIMEOUT = timedelta(days=7)
@@ -92,11 +87,6 @@ def run_key(config: SynthesisConfig, generator_fp: str, interpreter_fp: str,
             **({"ignore_pixels_above": config.ignore_pixels_above} if config.ignore_pixels_above is not None else {}),
             **({"first_layer": "bfloat16"} if first_layer_dtype == torch.bfloat16 else {}),
             **({"format": config.format, "shard_size": config.shard_size} if config.format != "png" else {})}
-
-
-def unlabelled_id(spec: LabelSpec) -> int:
-    """The id that unlabelled pixels carry in the label files: the spec's ``ignore_index``, else ``IGNORE``."""
-    return IGNORE if spec.ignore_index is None else spec.ignore_index
 
 
 def _record_path(staging: Path, seed: int) -> Path:
@@ -239,132 +229,6 @@ def render_candidates(G: Generator, interp: Interpreter, config: SynthesisConfig
     bar.close()
 
 
-def select(records: list[dict], keep: int) -> tuple[list[dict], list[dict]]:
-    """Drop the most uncertain: sort by (score, seed), keep the first ``keep``.
-    Returns ``(kept, dropped)``, each in seed order."""
-    ranked = sorted(records, key=lambda r: (r["uncertainty"], r["seed"]))
-    kept = sorted(ranked[:keep], key=lambda r: r["seed"])
-    dropped = sorted(ranked[keep:], key=lambda r: r["seed"])
-    return kept, dropped
-
-
-def _place(src: Path, dst: Path) -> None:
-    """Put a staged file under its final name atomically: a hard link under a
-    temporary name renamed onto ``dst`` (a copy where links are not possible)."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if dst.exists() and os.path.samefile(src, dst):  # placed by an interrupted finalise
-        return
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.link")
-    try:
-        os.link(src, tmp)
-    except FileExistsError:  # left by an interrupted run of this process id
-        tmp.unlink()
-        os.link(src, tmp)
-    except OSError:
-        with atomic_path(dst) as copy:
-            shutil.copyfile(src, copy)
-        return
-    os.replace(tmp, dst)
-    if tmp.exists():  # rename() between two links of one file does nothing
-        tmp.unlink()
-
-
-def _write_shards(out: Path, staging: Path, manifest: list[dict], shard_size: int, task: str) -> None:
-    """The kept samples as tar shards, ``shard_size`` each; a shard that exists (written
-    whole, under a temporary name first) was written by an interrupted finishing step."""
-    for index in range(shard_count(len(manifest), shard_size)):
-        path = out / shard_path(index)
-        if path.exists():
-            continue
-        members: list[tuple[str, Path | bytes]] = []
-        for entry in manifest[index * shard_size:(index + 1) * shard_size]:
-            key = entry["key"]
-            members.append((f"{key}.png", staging / f"{key}.image.png"))
-            if task == "segmentation":
-                members.append((f"{key}.label.png", staging / f"{key}.label.png"))
-            members.append((f"{key}.json", sample_json(entry)))
-        write_shard(path, members)
-
-
-def finalise(out: Path, interp: Interpreter, config: SynthesisConfig, key: dict,
-             generator_checkpoint: str, interpreter_dir: str) -> dict:
-    """Write the final files from the staged ones (every seed staged), ``dataset.json`` last,
-    then remove ``.staging/``. Started again after an interruption, it writes the same files."""
-    staging = out / STAGING
-    records = [_read_object(_record_path(staging, s)) for s in config.seeds]
-    kept, dropped = select(records, config.keep_count)
-    webdataset = config.format == "webdataset"
-    manifest = []
-    for i, r in enumerate(kept):
-        stem = f"{r['seed']:06d}"
-        entry = {"seed": r["seed"], "uncertainty": r["uncertainty"]}
-        if webdataset:   # the files go into the shards below
-            entry["shard"], entry["key"] = shard_path(i // config.shard_size), stem
-        else:
-            entry["image"] = f"images/{stem}.png"
-            _place(staging / f"{stem}.image.png", out / entry["image"])
-        if interp.task == "segmentation":
-            if not webdataset:
-                entry["label"] = f"labels/{stem}.png"
-            entry["class_pixels"] = r["class_pixels"]
-            if "unlabelled_pixels" in r:
-                entry["unlabelled_pixels"] = r["unlabelled_pixels"]
-            if not webdataset:
-                _place(staging / f"{stem}.label.png", out / entry["label"])
-        else:
-            if not webdataset:
-                entry["label"] = f"labels/{stem}.json"
-            entry["keypoints"] = r["keypoints"]
-            if not webdataset:
-                write_keypoints(out / entry["label"], r["keypoints"], interp.spec)
-        manifest.append(entry)
-    if webdataset:
-        _write_shards(out, staging, manifest, config.shard_size, interp.task)
-    with atomic_path(out / "manifest.jsonl") as tmp:
-        tmp.write_text("".join(json.dumps(e) + "\n" for e in manifest), encoding="utf-8")
-    if interp.task == "keypoints":
-        write_coco_keypoints(out / "keypoints_coco.json", manifest, interp.spec, interp.out_size)
-
-    def staged_files(entry: dict) -> tuple[Path, Path | None]:
-        stem = entry["key"]
-        return staging / f"{stem}.image.png", staging / f"{stem}.label.png" if interp.task == "segmentation" else None
-    write_contact_sheet(out, manifest, interp.spec, interp.task, [r["seed"] for r in dropped],
-                        files=staged_files if webdataset else None)
-    unlabelled = {}
-    if config.ignore_pixels_above is not None or interp.spec.ignore_index is not None:
-        unlabelled["ignore_index"] = unlabelled_id(interp.spec)
-    if config.ignore_pixels_above is not None:
-        unlabelled["unlabelled"] = {
-            "above_js": config.ignore_pixels_above,
-            "pixel_fraction": round(sum(e["unlabelled_pixels"] for e in manifest)
-                                    / max(1, len(manifest) * math.prod(interp.out_size)), 6)}
-    info = {
-        "format": FORMAT, "version": 1, "task": interp.task,
-        "classes": list(interp.spec.classes), "palette": [list(c) for c in interp.spec.palette],
-        "keypoints": list(interp.spec.keypoints or []), **unlabelled,
-        "keypoint_convention": "pixels; (0, 0) is the centre of the top-left pixel",
-        "generator": {"checkpoint": generator_checkpoint, "fingerprint": key["generator"]},
-        "interpreter": {"path": interpreter_dir, "fingerprint": key["interpreter"]},
-        "seeds": {"start": config.seed_start, "n": config.num_images}, "kept": len(kept),
-        "dropped_seeds": [r["seed"] for r in dropped],
-        "truncation": config.truncation, "truncation_cutoff": config.truncation_cutoff,
-        "drop_uncertain": config.drop_uncertain, "first_layer_precision": key.get("first_layer", "float32"),
-        "uncertainty": "mean of the top 10% per-pixel "
-        + ("Jensen-Shannon divergence of the ensemble" if interp.task == "segmentation"
-           else "ensemble variance of the heatmaps"),
-        "files": {"manifest": "manifest.jsonl", "contact_sheet": "contact_sheet.png", "report": "index.html",
-                  **({"coco_keypoints": "keypoints_coco.json"} if interp.task == "keypoints" else {}),
-                  **({"shards": SHARD_DIR + "/"} if webdataset else {})},
-        **({"layout": "webdataset",
-            "shards": {"pattern": f"{SHARD_DIR}/{SHARD_PATTERN}", "count": shard_count(len(kept), config.shard_size),
-                       "samples_per_shard": config.shard_size}} if webdataset else {}),
-        "run": key,
-    }
-    write_json(out / "dataset.json", info)  # last: marks the data set complete
-    shutil.rmtree(staging, ignore_errors=True)
-    return info
-
-
 def synthesize(G: Generator, interp: Interpreter, out: str | Path, config: SynthesisConfig,
                device: torch.device, generator_checkpoint: str = "", interpreter_dir: str = "",
                quiet: bool = False, dist: DistInfo = DistInfo(), group=None) -> dict | None:
@@ -405,13 +269,22 @@ def synthesize(G: Generator, interp: Interpreter, out: str | Path, config: Synth
 
 
 def _wait_for_ranks(dist: DistInfo, group, out: Path) -> None:
-    """The barrier after which rank 0 finishes; a rank that died makes it fail at once (gloo)."""
-    try:
-        barrier(dist, group)
-    except RuntimeError as exc:  # torch's DistBackendError: a peer closed its connection
+    """The barrier after which rank 0 finishes; a rank that died makes it fail at once (gloo).
+
+    torchrun stops the other ranks (SIGTERM) when one fails: the signal is held until the
+    barrier has failed too, so that this rank says what happened."""
+    failed: Exception | None = None
+    with StopFlag() as stop:
+        try:
+            barrier(dist, group)
+        except RuntimeError as exc:  # torch's DistBackendError: a peer closed its connection
+            failed = exc
+    if failed is not None:
         raise UserError(f"rank {dist.rank} of {dist.world_size}: another rank ended before staging its share of "
-                        f"the seeds (torchrun's report names it; {type(exc).__name__}). The seeds staged so far are "
-                        f"kept in {out / STAGING}: run the same command again to resume") from None
+                        f"the seeds (torchrun's report names it; {type(failed).__name__}). The seeds staged so far "
+                        f"are kept in {out / STAGING}: run the same command again to resume") from None
+    if stop.signum is not None:   # every seed staged, but asked to stop: the next run finishes
+        raise Interrupted(stop.name)
 
 
 def _finish(out: Path, interp: Interpreter, config: SynthesisConfig, key: dict, generator_checkpoint: str,
@@ -425,7 +298,10 @@ def _finish(out: Path, interp: Interpreter, config: SynthesisConfig, key: dict, 
             return None
         try:
             if not done.exists():   # (or another process finished between the check and the claim)
-                return finalise(out, interp, config, key, generator_checkpoint, interpreter_dir)
+                staging = out / STAGING
+                records = [_read_object(_record_path(staging, s)) for s in config.seeds]
+                return finalise(out, staging, records, interp, config, key, generator_checkpoint,
+                                interpreter_dir)
         finally:
             claim.release(out)
     # Finished before: a process that came late may have recreated .staging/.
