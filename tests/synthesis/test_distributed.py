@@ -176,6 +176,17 @@ def test_the_old_count_flag_and_preset_key_still_work(labelled, interpreter_dir,
         assert _synth(labelled, interpreter_dir, out, "--num-images", "4") == 2
 
 
+def test_run_keys_of_earlier_versions_are_kept():
+    """The run key (in .staging/run.json and dataset.json) still names the count ``n``, and the
+    layout only when it is not PNG, so that data sets of earlier versions resume and are recognised."""
+    from datasetgan.synthesis.config import SynthesisConfig
+    key = synth_run.run_key(SynthesisConfig(num_images=5), "g", "i")
+    assert key == {"generator": "g", "interpreter": "i", "seed_start": 0, "n": 5, "truncation": 0.7,
+                   "truncation_cutoff": None, "drop_uncertain": 0.1, "class_idx": None}
+    shards = synth_run.run_key(SynthesisConfig(num_images=5, format="webdataset", shard_size=2), "g", "i")
+    assert shards == {**key, "format": "webdataset", "shard_size": 2}
+
+
 def _subparser(name: str) -> argparse.ArgumentParser:
     from datasetgan.cli import build_parser
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from datasetgan.core.distributed import gloo_group, init_distributed, launched_info, rank_device, shutdown
 from datasetgan.core.options import add_config_flags, add_device_flags, config_from_args, print_dry_run
+from datasetgan.core.signals import SIGNAL_NAMES, Interrupted
 from datasetgan.generator import load_generator
 from datasetgan.interpreter.artifact import Interpreter
 from datasetgan.synthesis.claim import describe, read_claim
 from datasetgan.synthesis.config import SynthesisConfig
-from datasetgan.synthesis.run import FINISH_TIMEOUT, missing_seeds, synthesize
+from datasetgan.synthesis.run import FINISH_TIMEOUT, STAGING, missing_seeds, synthesize
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,11 +45,20 @@ def run_synthesize(args: argparse.Namespace) -> int:
     device = rank_device(args.device, dist)
     dist = init_distributed(device.type, timeout=FINISH_TIMEOUT)
     try:
-        group = gloo_group(dist, FINISH_TIMEOUT)
-        interp = Interpreter.load(args.interpreter, device=device)
-        G = load_generator(args.generator, device=device)
-        info = synthesize(G, interp, args.out, config, device, generator_checkpoint=str(args.generator),
-                          interpreter_dir=str(args.interpreter), quiet=args.quiet, dist=dist, group=group)
+        with _sigterm_interrupts():
+            group = gloo_group(dist, FINISH_TIMEOUT)
+            interp = Interpreter.load(args.interpreter, device=device)
+            G = load_generator(args.generator, device=device)
+            info = synthesize(G, interp, args.out, config, device, generator_checkpoint=str(args.generator),
+                              interpreter_dir=str(args.interpreter), quiet=args.quiet, dist=dist, group=group)
+    except KeyboardInterrupt as exc:
+        signal_name = str(exc) if isinstance(exc, Interrupted) and str(exc) else "an interruption"
+        rank = (f" (rank {dist.rank} of {dist.world_size}; torchrun stops every rank when one fails, and its "
+                "report names the one that failed)" if dist.enabled else "")
+        staged = config.num_images - len(missing_seeds(args.out, config))
+        print(f"datasetgan synthesize: stopped by {signal_name}{rank}; {staged} of {config.num_images} seeds are "
+              f"staged in {Path(args.out) / STAGING}: run the same command again to resume", file=sys.stderr)
+        return 130
     finally:
         shutdown(dist)
     if not dist.is_main:
@@ -59,6 +74,24 @@ def run_synthesize(args: argparse.Namespace) -> int:
           + ("; bfloat16 first-layer matmuls (--precision float32: exact ones)"
              if info.get("first_layer_precision") == "bfloat16" else ""))
     return 0
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """Within the block SIGTERM interrupts as SIGINT does (``Interrupted``), so that a process that
+    torchrun stops says so and leaves no temporary files; rendering and the barrier hold both signals
+    until their next safe point (``StopFlag``)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise Interrupted(SIGNAL_NAMES.get(signum, "a signal"))
+    old = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def _print_unfinished(out: str, config: SynthesisConfig) -> None:

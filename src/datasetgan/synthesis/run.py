@@ -46,7 +46,6 @@ learns more from no label there than from a wrong one.
 from __future__ import annotations
 
 import shutil
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -210,10 +209,7 @@ def render_candidates(G: Generator, interp: Interpreter, config: SynthesisConfig
                 if pending is not None:
                     pending.result()
                 bar.close()
-                print(f"synthesize: stopped by {stop.name} with {len(mine) - len(_unstaged(staging, mine))} of "
-                      f"this process's {len(mine)} seeds staged ({staging}); run the same command again to "
-                      "resume", file=sys.stderr, flush=True)
-                raise Interrupted(str(staging))
+                raise Interrupted(stop.name)
             if finished():
                 break
             batch = todo[start:start + size]
