@@ -19,9 +19,9 @@ from datasetgan.core.options import check_required
 # In pipeline order. A module registers one or more subcommands.
 STAGE_CLIS = [
     "datasetgan.gan_training.cli",   # train-gan
-    "datasetgan.generator.cli",      # sample, convert
+    "datasetgan.generator.cli",      # sample, convert, import-release
     "datasetgan.inversion.cli",      # invert
-    "datasetgan.labels.cli",         # import-helen, import-labelme
+    "datasetgan.labels.cli",         # import-helen, import-labelme, import-labelstudio
     "datasetgan.interpreter.cli",    # train-interpreter
     "datasetgan.annotate.cli",       # annotate
     "datasetgan.synthesis.cli",      # synthesize
