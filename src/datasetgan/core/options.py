@@ -70,6 +70,16 @@ def warn_deprecated(old: str, new: str) -> None:
                   FutureWarning, stacklevel=3)
 
 
+def _parsed(parser: argparse.ArgumentParser, parse: Callable[[str], Any] | None, text: Any, flag: str) -> Any:
+    """``parse(text)``, a bad value being argparse's usage error for ``flag``."""
+    if parse is None:
+        return text
+    try:
+        return parse(text)
+    except (argparse.ArgumentTypeError, ValueError) as exc:
+        parser.error(f"argument {flag}: {exc}")
+
+
 class _Deprecated(argparse.Action):
     """An old flag: warns, then stores into the new flag's destination (a constant, or the parsed value)."""
 
@@ -86,11 +96,8 @@ class _Deprecated(argparse.Action):
             return
         if isinstance(values, str) and values in self.value_aliases:
             values = self.value_aliases[values]
-        elif self.parse is not None:
-            try:
-                values = self.parse(values)
-            except (argparse.ArgumentTypeError, ValueError) as exc:
-                parser.error(f"argument {option_string}: {exc}")
+        else:
+            values = _parsed(parser, self.parse, values, option_string)
         setattr(namespace, self.dest, values)
 
 
@@ -115,11 +122,8 @@ class _ValueAliases(argparse.Action):
             if values not in self.valid:
                 parser.error(f"argument {option_string}: invalid choice: {values!r} "
                              f"(choose from {', '.join(map(repr, self.valid))})")
-        elif self.parse is not None:
-            try:
-                values = self.parse(values)
-            except (argparse.ArgumentTypeError, ValueError) as exc:
-                parser.error(f"argument {option_string}: {exc}")
+        else:
+            values = _parsed(parser, self.parse, values, option_string)
         setattr(namespace, self.dest, values)
 
 

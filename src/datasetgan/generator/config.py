@@ -20,6 +20,17 @@ from datasetgan.core.options import setting
 from datasetgan.core.seeds import parse_seeds
 
 
+def _check_architecture(config: Any, positive: tuple[str, ...]) -> None:
+    """The checks every generator config shares: a power-of-two output side, positive sizes."""
+    r = config.img_resolution
+    if not isinstance(r, int) or r < 4 or r & (r - 1) != 0:
+        raise UserError(f"img_resolution: expected a power of two >= 4, got {r!r}")
+    for name in positive:
+        value = getattr(config, name)
+        if not isinstance(value, int) or value < 1:
+            raise UserError(f"{name}: expected a positive integer, got {value!r}")
+
+
 @dataclass(frozen=True)
 class GeneratorConfig:
     """Everything needed to build a StyleGAN2 ``Generator`` (weights aside)."""
@@ -54,12 +65,7 @@ class GeneratorConfig:
             raise UserError(f"resample_filter: expected a list of integers, got {self.resample_filter!r}")
         object.__setattr__(self, "resample_filter", tuple(int(v) for v in taps))
         r = self.img_resolution
-        if not isinstance(r, int) or r < 4 or r & (r - 1) != 0:
-            raise UserError(f"img_resolution: expected a power of two >= 4, got {r!r}")
-        for name in ("w_dim", "img_channels", "mapping_layers", "channel_base", "channel_max"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise UserError(f"{name}: expected a positive integer, got {value!r}")
+        _check_architecture(self, ("w_dim", "img_channels", "mapping_layers", "channel_base", "channel_max"))
         if self.z_dim < 0 or self.c_dim < 0 or self.z_dim + self.c_dim == 0:
             raise UserError(f"z_dim={self.z_dim}, c_dim={self.c_dim}: need z_dim > 0 or c_dim > 0")
         if self.num_fp16_res < 0:
@@ -144,12 +150,7 @@ class StyleGAN1Config:
             raise UserError(f"blur_filter: expected a list of integers, got {self.blur_filter!r}")
         object.__setattr__(self, "blur_filter", tuple(int(v) for v in taps))
         r = self.img_resolution
-        if not isinstance(r, int) or r < 4 or r & (r - 1) != 0:
-            raise UserError(f"img_resolution: expected a power of two >= 4, got {r!r}")
-        for name in ("z_dim", "w_dim", "img_channels", "mapping_layers", "fmap_base", "fmap_max"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise UserError(f"{name}: expected a positive integer, got {value!r}")
+        _check_architecture(self, ("z_dim", "w_dim", "img_channels", "mapping_layers", "fmap_base", "fmap_max"))
         if self.channels_at(r) < 1:
             raise UserError(f"fmap_base={self.fmap_base}: gives 0 channels at {r}x{r}")
 

@@ -343,7 +343,12 @@ def build_generator(config: GeneratorConfig, tensors: Mapping[str, torch.Tensor]
     if not isinstance(config, GeneratorConfig):
         raise CheckpointError(source, f"holds a {type(config).__name__} generator, not a StyleGAN2 one; "
                                       "load it with load_generator")
-    G = Generator(config)
+    return load_checked(Generator(config), tensors, source, device)
+
+
+def load_checked(G: nn.Module, tensors: Mapping[str, torch.Tensor], source: str | Path,
+                 device: str | torch.device = "cpu") -> nn.Module:
+    """``G`` with ``tensors`` loaded after ``check_state_dict``, in eval mode, no grads, on ``device``."""
     check_state_dict(G, tensors, source)
     G.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()}, strict=True)
     return G.eval().requires_grad_(False).to(device)

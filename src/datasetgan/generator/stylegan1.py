@@ -45,7 +45,7 @@ from datasetgan.core.errors import CheckpointError
 from datasetgan.generator.config import StyleGAN1Config
 from datasetgan.generator.features import IMAGE_TAP, FeatureMap, FeatureSpec
 from datasetgan.generator.layers import NOISE_MODES, FullyConnectedLayer
-from datasetgan.generator.networks import check_state_dict
+from datasetgan.generator.networks import load_checked
 from datasetgan.generator.ops import normalize_2nd_moment
 from datasetgan.generator.own_format import WEIGHTS_NAME, read_pretrained, save_pretrained
 
@@ -329,7 +329,4 @@ def build_stylegan1(config: StyleGAN1Config, tensors: Mapping[str, torch.Tensor]
     if not isinstance(config, StyleGAN1Config):
         raise CheckpointError(source, f"holds a {type(config).__name__}, not a StyleGAN1 generator; "
                                       "load it with load_generator")
-    G = StyleGAN1Generator(config)
-    check_state_dict(G, tensors, source)
-    G.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()}, strict=True)
-    return G.eval().requires_grad_(False).to(device)
+    return load_checked(StyleGAN1Generator(config), tensors, source, device)

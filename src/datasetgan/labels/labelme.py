@@ -177,7 +177,14 @@ def import_labelme(src: str | Path, spec: LabelSpec, out: str | Path,
     if not files:
         raise UserError(f"{src}: no LabelMe .json files")
     converted = [(p.stem, *convert_labelme(p, spec, uncovered)) for p in files]  # every file checked first
-    counts = {"files": len(files), "masks": 0, "keypoint_files": 0}
+    return {"files": len(files), **write_converted(out, converted, spec)}
+
+
+def write_converted(out: Path, converted: list[tuple[str, np.ndarray | None, np.ndarray | None]],
+                    spec: LabelSpec) -> dict[str, int]:
+    """Write ``(stem, class ids or None, keypoints or None)`` as ``out/<stem>.png`` / ``.json``;
+    the counts of each (shared by the importers, which check every file first)."""
+    counts = {"masks": 0, "keypoint_files": 0}
     for stem, ids, keypoints in converted:
         if ids is not None:
             write_label_map(out / f"{stem}.png", ids, spec)

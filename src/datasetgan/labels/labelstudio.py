@@ -39,9 +39,7 @@ import numpy as np
 
 from datasetgan.core.errors import LabelError, UserError
 from datasetgan.core.fileio import read_json
-from datasetgan.labels.keypoints import write_keypoints
-from datasetgan.labels.labelme import _fill_polygon
-from datasetgan.labels.masks import write_label_map
+from datasetgan.labels.labelme import _fill_polygon, write_converted
 from datasetgan.labels.spec import LabelSpec
 
 AREA_TYPES = ("brushlabels", "polygonlabels", "rectanglelabels", "ellipselabels")
@@ -227,12 +225,4 @@ def import_labelstudio(src: str | Path, spec: LabelSpec, out: str | Path,
             raise LabelError(where, f"image {done[0]!r} is also labelled in {seen[done[0]]}")
         seen[done[0]] = where
         converted.append(done)
-    counts = {"tasks": len(tasks), "skipped": len(tasks) - len(converted), "masks": 0, "keypoint_files": 0}
-    for stem, ids, keypoints in converted:
-        if ids is not None:
-            write_label_map(out / f"{stem}.png", ids, spec)
-            counts["masks"] += 1
-        if keypoints is not None:
-            write_keypoints(out / f"{stem}.json", keypoints, spec)
-            counts["keypoint_files"] += 1
-    return counts
+    return {"tasks": len(tasks), "skipped": len(tasks) - len(converted), **write_converted(out, converted, spec)}
